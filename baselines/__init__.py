@@ -1,0 +1,17 @@
+"""What a new algorithm is compared against: learned Lightning modules and classical strategies.
+
+Importing this package registers the built-in algorithms.
+"""
+
+from baselines import lstm_a2c  # noqa: F401  (registers lstm-a2c)
+from baselines.base import ActorCriticConfig, MetaRLAlgorithm
+from baselines.registry import ALGORITHMS, algorithm_names, get_algorithm_class, register_algorithm
+
+__all__ = [
+    "ALGORITHMS",
+    "ActorCriticConfig",
+    "MetaRLAlgorithm",
+    "algorithm_names",
+    "get_algorithm_class",
+    "register_algorithm",
+]

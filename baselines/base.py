@@ -1,0 +1,179 @@
+"""The algorithm base: a LightningModule with manual optimisation that the suite knows how to run.
+
+A subclass sets ``name`` and ``Config`` (a dataclass with a docstring per field), builds its network
+in ``build_network`` and implements ``training_step`` over a rollout batch from
+:class:`benchmark.datamodule.MetaRLDataModule`. Rollouts are collected by the DataModule through
+``act`` under ``no_grad``; the update recomputes the sequence with gradients.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from baselines.networks import RecurrentActorCritic, RecurrentState, mask_state
+from baselines.policy import sample_actions
+from tasks import StepView, TaskFamily, make_task, phi_dim, require
+
+
+@dataclass
+class ActorCriticConfig:
+    """Fields shared by the actor-critic algorithms."""
+
+    batch_size: int = 256
+    """Parallel trials per rollout (B)."""
+    rollout_steps: int = 0
+    """Steps per rollout segment (t_max); 0 means one whole trial of the family."""
+    hidden_size: int = 48
+    """Units in the network's core."""
+    gamma: float = 0.9
+    """Discount."""
+    lr: float = 7e-4
+    """Learning rate."""
+    optimizer: str = "rmsprop"
+    """rmsprop or adam."""
+    value_coef: float = 0.05
+    """Weight of the value loss."""
+    entropy_coef: float = 0.05
+    """Weight of the entropy bonus."""
+    grad_clip: float = 40.0
+    """Gradient norm clip (applied with ``self.clip_gradients``)."""
+    log_every: int = 10
+    """Updates between logged training metrics."""
+
+    def __post_init__(self):
+        for key in ("batch_size", "hidden_size", "log_every"):
+            value = getattr(self, key)
+            require(value >= 1, f"algo.{key} must be >= 1, got {value}")
+        require(self.rollout_steps >= 0, f"algo.rollout_steps must be >= 0, got {self.rollout_steps}")
+        require(0.0 <= self.gamma <= 1.0, f"algo.gamma must be in [0, 1], got {self.gamma}")
+        require(self.lr > 0, f"algo.lr must be > 0, got {self.lr}")
+        require(
+            self.optimizer in ("rmsprop", "adam"),
+            f"algo.optimizer must be one of rmsprop, adam, got '{self.optimizer}'",
+        )
+        require(self.grad_clip > 0, f"algo.grad_clip must be > 0, got {self.grad_clip}")
+
+
+class MetaRLAlgorithm(pl.LightningModule):
+    """Base class of every learned algorithm (subclass it to add your own).
+
+    Args:
+        algo: the algorithm's config fields (validated by ``Config``).
+        task_name: the registered family trained on.
+        task: the family's parameters.
+    """
+
+    name: ClassVar[str]
+    Config: ClassVar[type] = ActorCriticConfig
+
+    def __init__(self, algo: dict[str, Any], task_name: str, task: dict[str, Any]):
+        super().__init__()
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        self.cfg = self.Config(**algo)
+        self.family: TaskFamily = make_task(task_name, **task)
+        self.network = self.build_network()
+        self.register_buffer("env_steps", torch.zeros((), dtype=torch.long))
+        self._metric_sums: dict[str, torch.Tensor] = {}
+
+    # To implement --------------------------------------------------------------------------
+    def build_network(self) -> nn.Module:
+        """The policy/value network; the default is a recurrent actor-critic over phi."""
+        cell = getattr(self.cfg, "cell", "lstm")
+        return RecurrentActorCritic(
+            phi_dim(self.family), self.family.num_actions, self.cfg.hidden_size, cell
+        )
+
+    # Rollout interface used by the DataModule and by evaluation -----------------------------
+    @property
+    def rollout_length(self) -> int:
+        """Steps per rollout segment (t_max)."""
+        steps = self.cfg.rollout_steps
+        if steps == 0:
+            fixed = self.family.fixed_trial_steps
+            return fixed or self.family.episodes_per_trial * self.family.max_episode_steps
+        return steps
+
+    def initial_state(self, batch_size: int) -> RecurrentState:
+        """The zero hidden state for ``batch_size`` slots."""
+        return self.network.initial_state(batch_size, self.device)
+
+    @torch.no_grad()
+    def act(
+        self, view: StepView, state: RecurrentState, generator: torch.Generator | None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], RecurrentState]:
+        """One rollout step: sample actions and return what the update needs.
+
+        The hidden state is zeroed where ``view.reset`` (a trial boundary) and carried otherwise,
+        including across episode ends inside a trial.
+        """
+        logits, values, state = self.network(view.phi[None], state, view.reset[None])
+        actions = sample_actions(logits[0], generator)
+        log_probs = torch.log_softmax(logits[0], -1).gather(1, actions[:, None]).squeeze(1)
+        return actions, {"values": values[0], "log_probs": log_probs}, state
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record the class as ``module:Class`` so a checkpoint alone can rebuild the module."""
+        checkpoint["algorithm_class"] = f"{type(self).__module__}:{type(self).__qualname__}"
+
+    def make_policy(self) -> RecurrentPolicy:
+        """A :class:`baselines.policy.Policy` that acts with this module's network."""
+        return RecurrentPolicy(self)
+
+    # Shared training helpers -------------------------------------------------------------
+    def configure_optimizers(self):
+        if self.cfg.optimizer == "adam":
+            return torch.optim.Adam(self.parameters(), lr=self.cfg.lr)
+        return torch.optim.RMSprop(self.parameters(), lr=self.cfg.lr, alpha=0.99, eps=1e-5)
+
+    def optimize(self, loss: torch.Tensor) -> None:
+        """One manual optimisation step with gradient-norm clipping."""
+        optimizer = self.optimizers()
+        optimizer.zero_grad()
+        self.manual_backward(loss)
+        self.clip_gradients(
+            optimizer, gradient_clip_val=self.cfg.grad_clip, gradient_clip_algorithm="norm"
+        )
+        optimizer.step()
+
+    def record(self, batch: dict[str, Any], parts: dict[str, torch.Tensor]) -> None:
+        """Count environment steps and log metrics against them every ``log_every`` updates.
+
+        Metrics stay on the device between logs; only a logging step reads them back.
+        """
+        self.env_steps += int(batch["env_steps"])
+        parts = {**parts, "reward_per_step": batch["rewards"].mean()}
+        for key, value in parts.items():
+            self._metric_sums[key] = self._metric_sums.get(key, 0.0) + value.detach()
+        updates = self.trainer.global_step
+        if updates % self.cfg.log_every != 0 or self.logger is None:
+            return
+        metrics = {f"train/{k}": float(v) / self.cfg.log_every for k, v in self._metric_sums.items()}
+        trials = batch["completed_trials"]
+        if float(trials) > 0:
+            metrics["train/trial_return"] = float(batch["completed_return"] / trials)
+        self.logger.log_metrics(metrics, step=int(self.env_steps))
+        self._metric_sums = {}
+
+
+class RecurrentPolicy:
+    """Evaluation policy around a module's ``act``: samples from pi, resets at trial starts."""
+
+    def __init__(self, module: MetaRLAlgorithm):
+        self.module = module
+
+    def begin(self, family: TaskFamily, batch_size: int, generator: torch.Generator) -> None:
+        self.state = self.module.initial_state(batch_size)
+        self.generator = generator
+
+    def act(self, view: StepView) -> torch.Tensor:
+        actions, _, self.state = self.module.act(view, self.state, self.generator)
+        return actions
+
+
+__all__ = ["ActorCriticConfig", "MetaRLAlgorithm", "RecurrentPolicy", "mask_state"]

@@ -1,0 +1,136 @@
+"""Pure return estimators and losses. Time is the leading dimension: tensors are [T, n].
+
+``dones[t]`` marks that step t ended a trial, so nothing is bootstrapped across it: the next step
+belongs to a different MDP. A segment that stops mid-trial (truncation) is bootstrapped with
+``bootstrap_value``, the critic's estimate at the first step after the segment.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.distributions import Categorical
+
+
+def n_step_returns(
+    rewards: torch.Tensor, dones: torch.Tensor, bootstrap_value: torch.Tensor, gamma: float
+) -> torch.Tensor:
+    """Discounted n-step bootstrapped returns R_t = r_t + gamma (1 - d_t) R_{t+1}.
+
+    Args:
+        rewards: float [T, n].
+        dones: bool [T, n], trial ends.
+        bootstrap_value: float [n], V at step T (used where the segment is truncated).
+        gamma: discount.
+    """
+    not_done = (~dones).to(rewards.dtype)
+    returns = torch.empty_like(rewards)
+    running = bootstrap_value
+    for t in range(rewards.shape[0] - 1, -1, -1):
+        running = rewards[t] + gamma * not_done[t] * running
+        returns[t] = running
+    return returns
+
+
+def gae(
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    dones: torch.Tensor,
+    bootstrap_value: torch.Tensor,
+    gamma: float,
+    lam: float,
+) -> torch.Tensor:
+    """Generalised advantage estimates (Schulman et al. 2016).
+
+    Args:
+        rewards: float [T, n].
+        values: float [T, n], V(s_t).
+        dones: bool [T, n], trial ends.
+        bootstrap_value: float [n], V at step T.
+        gamma: discount.
+        lam: GAE lambda.
+
+    Returns:
+        advantages [T, n]; the value targets are ``advantages + values``.
+    """
+    not_done = (~dones).to(rewards.dtype)
+    next_values = torch.cat([values[1:], bootstrap_value.unsqueeze(0)])
+    deltas = rewards + gamma * not_done * next_values - values
+    advantages = torch.empty_like(rewards)
+    running = torch.zeros_like(bootstrap_value)
+    for t in range(rewards.shape[0] - 1, -1, -1):
+        running = deltas[t] + gamma * lam * not_done[t] * running
+        advantages[t] = running
+    return advantages
+
+
+def a2c_loss(
+    logits: torch.Tensor,
+    values: torch.Tensor,
+    actions: torch.Tensor,
+    returns: torch.Tensor,
+    value_coef: float,
+    entropy_coef: float,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The advantage actor-critic loss: policy gradient + value regression - entropy bonus.
+
+    Args:
+        logits: float [T, n, A].
+        values: float [T, n], differentiable critic outputs.
+        actions: long [T, n].
+        returns: float [T, n], targets (no gradient flows into them).
+        value_coef: weight of 0.5 * (R - V)^2.
+        entropy_coef: weight of the entropy bonus.
+
+    Returns:
+        the scalar loss and its parts (detached) for logging.
+    """
+    dist = Categorical(logits=logits)
+    advantages = (returns - values).detach()
+    policy_loss = -(dist.log_prob(actions) * advantages).mean()
+    value_loss = 0.5 * (returns.detach() - values).pow(2).mean()
+    entropy = dist.entropy().mean()
+    loss = policy_loss + value_coef * value_loss - entropy_coef * entropy
+    parts = {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy}
+    return loss, {k: v.detach() for k, v in parts.items()}
+
+
+def ppo_clip_loss(
+    logits: torch.Tensor,
+    values: torch.Tensor,
+    actions: torch.Tensor,
+    old_log_probs: torch.Tensor,
+    advantages: torch.Tensor,
+    value_targets: torch.Tensor,
+    clip: float,
+    value_coef: float,
+    entropy_coef: float,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """PPO's clipped surrogate objective with a value loss and an entropy bonus.
+
+    Args:
+        logits: float [..., A] under the current parameters.
+        values: float [...], current critic outputs.
+        actions: long [...].
+        old_log_probs: float [...], log pi_old(a|s) from the rollout.
+        advantages: float [...], already normalised if desired.
+        value_targets: float [...].
+        clip: epsilon of the ratio clip.
+        value_coef: weight of 0.5 * (target - V)^2.
+        entropy_coef: weight of the entropy bonus.
+    """
+    dist = Categorical(logits=logits)
+    ratio = torch.exp(dist.log_prob(actions) - old_log_probs)
+    unclipped = ratio * advantages
+    clipped = ratio.clamp(1.0 - clip, 1.0 + clip) * advantages
+    policy_loss = -torch.min(unclipped, clipped).mean()
+    value_loss = 0.5 * (value_targets - values).pow(2).mean()
+    entropy = dist.entropy().mean()
+    loss = policy_loss + value_coef * value_loss - entropy_coef * entropy
+    clip_fraction = ((ratio - 1.0).abs() > clip).float().mean()
+    parts = {
+        "policy_loss": policy_loss,
+        "value_loss": value_loss,
+        "entropy": entropy,
+        "clip_fraction": clip_fraction,
+    }
+    return loss, {k: v.detach() for k, v in parts.items()}

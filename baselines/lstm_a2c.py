@@ -1,0 +1,61 @@
+"""LSTM-A2C (Wang et al. 2016, "Learning to reinforcement learn").
+
+Synchronous advantage actor-critic with an LSTM over phi(s, a_prev, r_prev, d_prev):
+
+1. config: 48 units, discount 0.9, value and entropy costs 0.05, RMSProp (Wang et al.);
+2. rollout: the DataModule plays ``t_max`` steps of B parallel trials under ``no_grad``, carrying
+   the hidden state across segments (detached) and zeroing it only at trial boundaries;
+3. update: the fused LSTM recomputes the segment from its stored initial hidden state, n-step
+   returns are bootstrapped from the critic at the segment's end (never across a trial end),
+   and one clipped gradient step is taken on the A2C loss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from baselines.base import ActorCriticConfig, MetaRLAlgorithm
+from baselines.losses import a2c_loss, n_step_returns
+from baselines.registry import register_algorithm
+from tasks import require
+
+
+@dataclass
+class LSTMA2CConfig(ActorCriticConfig):
+    """LSTM-A2C hyperparameters (defaults after Wang et al. 2016)."""
+
+    cell: str = "lstm"
+    """Recurrent core: lstm (Wang et al.) or gru."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        require(self.cell in ("lstm", "gru"), f"algo.cell must be one of lstm, gru, got '{self.cell}'")
+
+
+@register_algorithm
+class LSTMA2C(MetaRLAlgorithm):
+    """Synchronous advantage actor-critic with a recurrent core (meta-RL through memory)."""
+
+    name = "lstm-a2c"
+    Config = LSTMA2CConfig
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        # Recompute the segment, plus one extra step whose value bootstraps the truncated return.
+        inputs = torch.cat([batch["phi"], batch["phi_last"][None]])
+        resets = torch.cat([batch["reset"], batch["reset_last"][None]])
+        logits, values, _ = self.network(inputs, tuple(batch["h0"]), resets)
+        bootstrap = values[-1].detach()
+        returns = n_step_returns(batch["rewards"], batch["trial_done"], bootstrap, self.cfg.gamma)
+        loss, parts = a2c_loss(
+            logits[:-1],
+            values[:-1],
+            batch["actions"],
+            returns,
+            self.cfg.value_coef,
+            self.cfg.entropy_coef,
+        )
+        self.optimize(loss)
+        self.record(batch, parts)

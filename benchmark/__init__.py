@@ -1,0 +1,1 @@
+"""How a study is run and reported: configs, DataModule, evaluation, tracking, CLI."""

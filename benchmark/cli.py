@@ -1,0 +1,138 @@
+"""The ``metarl-bench`` command line (also ``python -m benchmark``).
+
+Every user error (unknown name or key, wrong type, impossible value) prints one line naming it and
+the valid choices on stderr and exits with status 2, before anything is started or written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+
+from tasks import ConfigError
+
+EXIT_USAGE = 2
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit status 2)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"error: {self.prog}: {message}\n")
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """Print the registered algorithms, strategies and task families with their parameters."""
+    from dataclasses import fields
+
+    from baselines import algorithm_names
+    from baselines.strategies import strategy_names
+    from tasks import TASKS
+
+    print("algorithms: " + " ".join(algorithm_names()))
+    print("strategies: " + " ".join(strategy_names()))
+    print("tasks:")
+    for name in sorted(TASKS):
+        params = ", ".join(f"{f.name}={f.default}" for f in fields(TASKS[name].Config))
+        print(f"  {name:<20} {params}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Train one algorithm on one family, evaluate it, and record it in MLflow."""
+    from benchmark.config import load_run_config
+    from benchmark.runner import train_and_evaluate
+    from benchmark.tracking import resolve_tracking_uri
+
+    spec = load_run_config(args.algo, args.task, args.overrides)
+    summary = train_and_evaluate(
+        spec, resolve_tracking_uri(args.tracking_uri), args.experiment, progress=not args.json
+    )
+    _print_summary(summary, args.json)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Evaluate a strategy, a checkpoint or an MLflow run on held-out trials."""
+    from benchmark.policies import evaluate_reference
+
+    payload = evaluate_reference(
+        args.policy, args.task, args.overrides, args.trials, args.seed, args.tracking_uri
+    )
+    _print_summary(payload, args.json)
+    return 0
+
+
+def cmd_perf(args: argparse.Namespace) -> int:
+    """Measure training speed against the plain-PyTorch parity loop."""
+    from benchmark.perf import run_perf
+
+    rows = run_perf(quick=args.quick)
+    if args.json:
+        print(json.dumps(rows))
+    return 0
+
+
+def _print_summary(summary: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(summary))
+        return
+    for key, value in summary.items():
+        if isinstance(value, float):
+            value = f"{value:.4f}"
+        print(f"{key:>20}: {value}")
+
+
+def build_parser() -> OneLineParser:
+    """The argument parser with one sub-command per verb."""
+    parser = OneLineParser(prog="metarl-bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--tracking-uri", default=None, help="MLflow tracking URI")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+
+    sub.add_parser("list", help="registered algorithms, strategies and tasks")
+
+    run = sub.add_parser("run", help="train and evaluate one algorithm on one task family")
+    run.add_argument("algo")
+    run.add_argument("task")
+    run.add_argument("overrides", nargs="*", help="key=value, e.g. task.arms=5 algo.lr=0.001 seed=1")
+    run.add_argument("--json", action="store_true", help="last stdout line is a JSON summary")
+    run.add_argument("--experiment", default="metarl-bench", help="MLflow experiment name")
+    run.add_argument("--tracking-uri", default=argparse.SUPPRESS, help="MLflow tracking URI")
+
+    evaluate = sub.add_parser("evaluate", help="evaluate a strategy, checkpoint or run id")
+    evaluate.add_argument("policy", help="a strategy name, a checkpoint path or an MLflow run id")
+    evaluate.add_argument("task")
+    evaluate.add_argument("overrides", nargs="*", help="task.* and strategy.* key=value")
+    evaluate.add_argument("--trials", type=int, default=1000)
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.add_argument("--tracking-uri", default=argparse.SUPPRESS, help="MLflow tracking URI")
+
+    perf = sub.add_parser("perf", help="training speed against the plain PyTorch parity loop")
+    perf.add_argument("--json", action="store_true")
+    perf.add_argument("--quick", action="store_true", help="fewer repetitions (for tests)")
+    return parser
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "list": cmd_list,
+    "run": cmd_run,
+    "evaluate": cmd_evaluate,
+    "perf": cmd_perf,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: parse, dispatch, and turn a ConfigError into one line and exit status 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

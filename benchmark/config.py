@@ -1,0 +1,197 @@
+"""Structured run configs: dataclasses with a docstring per field, turned into OmegaConf schemas.
+
+A run's config is layered, each layer validated against the schema (unknown keys are errors):
+
+1. the dataclass defaults of the algorithm, the family, the trainer and the evaluation;
+2. ``configs/algos/<algo>.yaml`` and ``configs/tasks/<task>.yaml``;
+3. ``configs/pairs/<algo>/<task>.yaml``: ``base`` plus ``when`` entries whose ``match`` (task
+   parameters, after the user's overrides) selects settings such as the budget for 10 pulls;
+4. the user's ``key=value`` overrides (``task.arms=5``, ``algo.lr=0.001``, ``seed=3``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+
+from baselines import get_algorithm_class
+from tasks import ConfigError, get_task_class, require
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+@dataclass
+class TrainerConfig:
+    """How long and where a run trains."""
+
+    env_steps: int = 1_000_000
+    """Training budget in environment steps (rounded up to whole rollout batches)."""
+    accelerator: str = "cpu"
+    """Lightning accelerator: cpu, gpu or auto (environments follow the module's device)."""
+    threads: int = 1
+    """torch intra-op threads for this run (a sweep fills cores with runs, not threads)."""
+
+    def __post_init__(self):
+        require(self.env_steps >= 1, f"trainer.env_steps must be >= 1, got {self.env_steps}")
+        require(
+            self.accelerator in ("cpu", "gpu", "cuda", "auto"),
+            f"trainer.accelerator must be one of cpu, gpu, cuda, auto, got '{self.accelerator}'",
+        )
+        require(self.threads >= 1, f"trainer.threads must be >= 1, got {self.threads}")
+
+
+@dataclass
+class EvalConfig:
+    """The held-out evaluation at the end of a run."""
+
+    trials: int = 1000
+    """Held-out trials (test task stream)."""
+    seed: int | None = None
+    """Seed of the test stream; None uses the run's seed (the test stream differs from train)."""
+
+    def __post_init__(self):
+        require(self.trials >= 1, f"eval.trials must be >= 1, got {self.trials}")
+
+
+@dataclass
+class RunSpec:
+    """A validated run: names plus the resolved config."""
+
+    algo_name: str
+    task_name: str
+    config: DictConfig = field(repr=False)
+
+    @property
+    def seed(self) -> int:
+        """The run's seed."""
+        return int(self.config.seed)
+
+    def section(self, name: str) -> dict[str, Any]:
+        """One section of the config (``algo``, ``task``, ``trainer``, ``eval``) as a plain dict."""
+        return OmegaConf.to_container(self.config[name], resolve=True)
+
+    def config_hash(self) -> str:
+        """A short hash of the resolved config and names (the run's identity in sweeps)."""
+        text = f"{self.algo_name}|{self.task_name}|{OmegaConf.to_yaml(self.config, sort_keys=True)}"
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def load_run_config(algo_name: str, task_name: str, overrides: list[str]) -> RunSpec:
+    """Build and validate the config of one run; any problem raises a one-line ConfigError.
+
+    Args:
+        algo_name: a registered algorithm name or ``module:Class``.
+        task_name: a registered family name.
+        overrides: ``key=value`` strings with dotted keys.
+    """
+    algo_cls = get_algorithm_class(algo_name)
+    task_cls = get_task_class(task_name)
+    schema = OmegaConf.create(
+        {
+            "seed": 0,
+            "algo": OmegaConf.structured(algo_cls.Config),
+            "task": OmegaConf.structured(task_cls.Config),
+            "trainer": OmegaConf.structured(TrainerConfig),
+            "eval": OmegaConf.structured(EvalConfig),
+        }
+    )
+    OmegaConf.set_struct(schema, True)
+    user = parse_overrides(overrides)
+    layers = [_yaml_layer(CONFIG_DIR / "algos" / f"{algo_name}.yaml")]
+    layers.append(_yaml_layer(CONFIG_DIR / "tasks" / f"{task_name}.yaml"))
+    pair = _yaml_layer(CONFIG_DIR / "pairs" / algo_name / f"{task_name}.yaml")
+    layers.append(pair.get("base", {}))
+    config = merge_checked(schema, *layers, user)
+    task_params = OmegaConf.to_container(config.task)
+    for entry in pair.get("when", []):
+        if all(task_params.get(k) == v for k, v in entry["match"].items()):
+            config = merge_checked(config, entry["set"], user)
+    validate_sections(config)
+    return RunSpec(algo_name, task_name, config)
+
+
+def parse_overrides(overrides: list[str]) -> DictConfig:
+    """Parse ``key=value`` strings into a config (values typed by YAML rules).
+
+    Args:
+        overrides: strings such as ``task.arms=5``.
+    """
+    for item in overrides:
+        require("=" in item and not item.startswith("="), f"override '{item}' is not key=value")
+    try:
+        return OmegaConf.from_dotlist(list(overrides))
+    except OmegaConfBaseException as error:
+        raise ConfigError(f"cannot parse overrides: {_one_line(error)}") from None
+
+
+def merge_checked(base: DictConfig, *layers: Any) -> DictConfig:
+    """Merge layers into a struct-mode schema, turning OmegaConf errors into one-line ConfigErrors.
+
+    Args:
+        base: the schema (struct mode, so unknown keys fail).
+        *layers: dicts or configs merged in order.
+    """
+    try:
+        return OmegaConf.merge(base, *layers)
+    except ConfigKeyError as error:
+        key = error.full_key or str(error.key)
+        parent = key.rsplit(".", 1)[0] if "." in key else ""
+        section = base[parent] if parent and parent in base else base
+        valid = ", ".join(str(k) for k in section)
+        raise ConfigError(f"unknown key '{key}'; valid keys here: {valid}") from None
+    except OmegaConfBaseException as error:
+        raise ConfigError(f"invalid value for '{error.full_key}': {_one_line(error)}") from None
+
+
+def validate_sections(config: DictConfig) -> None:
+    """Instantiate every section's dataclass so its range checks (``__post_init__``) run."""
+    for name in ("algo", "task", "trainer", "eval", "strategy"):
+        if name in config:
+            try:
+                OmegaConf.to_object(config[name])
+            except OmegaConfBaseException as error:
+                cause = error.__cause__
+                if isinstance(cause, ConfigError):
+                    raise cause from None
+                raise ConfigError(f"invalid {name} config: {_one_line(error)}") from None
+
+
+def _yaml_layer(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    return OmegaConf.to_container(OmegaConf.load(path)) or {}
+
+
+def _one_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0]
+
+
+def load_task_config(
+    task_name: str, overrides: list[str], strategy_config: type | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Validate ``task.*`` (and ``strategy.*``) overrides for ``evaluate``.
+
+    Args:
+        task_name: a registered family name.
+        overrides: ``key=value`` strings.
+        strategy_config: the strategy's hyperparameter dataclass, if it has one.
+
+    Returns:
+        the task parameters and the strategy parameters.
+    """
+    task_cls = get_task_class(task_name)
+    sections: dict[str, Any] = {"task": OmegaConf.structured(task_cls.Config)}
+    if strategy_config is not None:
+        sections["strategy"] = OmegaConf.structured(strategy_config)
+    schema = OmegaConf.create(sections)
+    OmegaConf.set_struct(schema, True)
+    layer = _yaml_layer(CONFIG_DIR / "tasks" / f"{task_name}.yaml").get("task", {})
+    config = merge_checked(schema, {"task": layer}, parse_overrides(overrides))
+    validate_sections(config)
+    strategy = OmegaConf.to_container(config.strategy) if "strategy" in config else {}
+    return OmegaConf.to_container(config.task), strategy

@@ -1,0 +1,108 @@
+"""MetaRLDataModule: samples MDPs per trial and yields rollouts of the current policy.
+
+The module being trained is the policy: the DataModule reaches it through ``self.trainer`` and
+collects ``t_max`` steps of B parallel trials under ``no_grad`` (with ``num_workers=0``, in the
+training process). The hidden state carries from one segment to the next (it was computed without
+gradients, so it is already detached) and is zeroed only at trial boundaries by the trial engine's
+mask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, IterableDataset
+
+from baselines.base import MetaRLAlgorithm
+from tasks import TrialEngine, task_generator
+
+
+class RolloutCollector:
+    """Plays B parallel trials with a module's ``act`` and packs segments for its update.
+
+    Args:
+        module: the algorithm being trained.
+        seed: the run's seed (training tasks come from its ``train`` stream).
+    """
+
+    def __init__(self, module: MetaRLAlgorithm, seed: int):
+        self.module = module
+        device = module.device
+        self.engine = TrialEngine(
+            module.family, module.cfg.batch_size, task_generator(seed, "train", device)
+        )
+        self.action_generator = torch.Generator(device=device)
+        self.action_generator.manual_seed(seed)
+        self.engine.start()
+        self.state = module.initial_state(module.cfg.batch_size)
+        self.running_return = torch.zeros(module.cfg.batch_size, device=device)
+
+    @torch.no_grad()
+    def collect(self, steps: int) -> dict[str, Any]:
+        """Play ``steps`` steps and return the segment as tensors with time leading."""
+        module, engine = self.module, self.engine
+        h0 = self.state
+        fields: dict[str, list[torch.Tensor]] = {
+            k: [] for k in ("phi", "reset", "actions", "rewards", "trial_done", "episode_index")
+        }
+        extras: dict[str, list[torch.Tensor]] = {}
+        completed_return = torch.zeros((), device=module.device)
+        completed_trials = torch.zeros((), device=module.device)
+        for _ in range(steps):
+            view = engine.view
+            actions, extra, self.state = module.act(view, self.state, self.action_generator)
+            transition, _ = engine.step(actions)
+            for key, value in (
+                ("phi", view.phi),
+                ("reset", view.reset),
+                ("actions", actions),
+                ("rewards", transition.reward),
+                ("trial_done", transition.trial_done),
+                ("episode_index", transition.episode_index),
+            ):
+                fields[key].append(value)
+            for key, value in extra.items():
+                extras.setdefault(key, []).append(value)
+            total = self.running_return + transition.reward
+            completed_return += (total * transition.trial_done).sum()
+            completed_trials += transition.trial_done.sum()
+            self.running_return = total * ~transition.trial_done
+        batch = {k: torch.stack(v) for k, v in {**fields, **extras}.items()}
+        batch.update(
+            h0=h0,
+            phi_last=engine.view.phi,
+            reset_last=engine.view.reset,
+            env_steps=steps * engine.batch_size,
+            completed_return=completed_return,
+            completed_trials=completed_trials,
+        )
+        return batch
+
+
+class _RolloutStream(IterableDataset):
+    def __init__(self, datamodule: MetaRLDataModule):
+        self.datamodule = datamodule
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        module = self.datamodule.trainer.lightning_module
+        collector = RolloutCollector(module, self.datamodule.seed)
+        while True:
+            yield collector.collect(module.rollout_length)
+
+
+class MetaRLDataModule(pl.LightningDataModule):
+    """Yields an endless stream of on-policy rollout segments; the Trainer's ``max_steps`` ends it.
+
+    Args:
+        seed: the run's seed; training tasks come from its ``train`` stream.
+    """
+
+    def __init__(self, seed: int):
+        super().__init__()
+        self.seed = seed
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(_RolloutStream(self), batch_size=None, num_workers=0)

@@ -1,0 +1,75 @@
+"""Resolve ``evaluate``'s POLICY argument (a strategy, a checkpoint or a run id) and evaluate it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from baselines.strategies import STRATEGIES, get_strategy
+from benchmark.config import load_task_config
+from benchmark.evaluation import evaluate_policy
+from benchmark.tracking import resolve_tracking_uri
+from tasks import ConfigError, make_task, phi_dim, require
+
+
+def evaluate_reference(
+    reference: str,
+    task_name: str,
+    overrides: list[str],
+    trials: int,
+    seed: int,
+    tracking_uri: str | None = None,
+) -> dict[str, Any]:
+    """Evaluate ``reference`` on held-out trials of ``task_name``; return the JSON payload.
+
+    Args:
+        reference: a strategy name, a checkpoint path or an MLflow run id.
+        task_name: a registered family.
+        overrides: ``task.*`` (and, for a strategy, ``strategy.*``) key=value strings.
+        trials: number of held-out trials.
+        seed: seed of the test task stream.
+        tracking_uri: the MLflow store holding run ids.
+    """
+    require(trials >= 1, f"--trials must be >= 1, got {trials}")
+    if reference in STRATEGIES:
+        strategy = get_strategy(reference)
+        task_params, params = load_task_config(task_name, overrides, strategy.config)
+        family = make_task(task_name, **task_params)
+        policy = strategy.build(family, params)
+        device = "cpu"
+    else:
+        task_params, params = load_task_config(task_name, overrides)
+        family = make_task(task_name, **task_params)
+        policy, device = _learned_policy(reference, family, tracking_uri)
+    result = evaluate_policy(policy, family, trials, seed, device=device)
+    return {
+        "policy": reference,
+        "task": task_name,
+        "params": {**task_params, **params},
+        "trials": trials,
+        "seed": seed,
+        "mean_total_reward": result.mean_total_reward,
+        "stderr": result.stderr,
+        "normalized_score": result.normalized_score,
+        "regret": result.regret,
+        "per_episode_returns": result.per_episode_returns,
+    }
+
+
+def _learned_policy(reference: str, family, tracking_uri: str | None):
+    from benchmark.runner import load_module
+
+    if len(reference) < 8 and "/" not in reference and "." not in reference:
+        raise ConfigError(
+            f"unknown policy '{reference}'; valid strategies: {', '.join(sorted(STRATEGIES))}, "
+            "or a checkpoint path or an MLflow run id"
+        )
+    module = load_module(reference, resolve_tracking_uri(tracking_uri))
+    expected = phi_dim(module.family)
+    require(
+        phi_dim(family) == expected and family.num_actions == module.family.num_actions,
+        f"the policy was trained on {module.family.describe()}, whose input and action sizes "
+        f"differ from {family.describe()}",
+    )
+    return module.make_policy(), torch.device("cpu")

@@ -1,0 +1,167 @@
+"""One run, end to end: config -> family and algorithm -> DataModule -> Trainer.fit -> evaluation
+-> MLflow (params, tags, metrics against env steps, config, checkpoint, evaluation JSON)."""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import OmegaConf
+
+from baselines import MetaRLAlgorithm, get_algorithm_class
+from benchmark.config import RunSpec
+from benchmark.datamodule import MetaRLDataModule
+from benchmark.evaluation import EvalResult, evaluate_policy
+from benchmark.tracking import DEFAULT_EXPERIMENT, download_artifact, flatten, git_tags, make_logger
+from tasks import ConfigError
+
+CHECKPOINT_ARTIFACT = "checkpoints/final.ckpt"
+
+
+def build_module(spec: RunSpec) -> MetaRLAlgorithm:
+    """Instantiate the algorithm of ``spec`` for its family."""
+    cls = get_algorithm_class(spec.algo_name)
+    return cls(algo=spec.section("algo"), task_name=spec.task_name, task=spec.section("task"))
+
+
+def make_trainer(spec: RunSpec, module: MetaRLAlgorithm, logger: Any, progress: bool) -> pl.Trainer:
+    """A Lightning Trainer whose ``max_steps`` covers the run's environment-step budget."""
+    steps_per_update = module.cfg.batch_size * module.rollout_length
+    updates = max(1, math.ceil(spec.config.trainer.env_steps / steps_per_update))
+    return pl.Trainer(
+        max_steps=updates,
+        max_epochs=-1,
+        accelerator=spec.config.trainer.accelerator,
+        devices=1,
+        logger=logger,
+        enable_checkpointing=False,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        deterministic=False,
+    )
+
+
+def train_and_evaluate(
+    spec: RunSpec, tracking_uri: str, experiment: str = DEFAULT_EXPERIMENT, progress: bool = True
+) -> dict[str, Any]:
+    """Train one run, evaluate it on held-out tasks and record everything in MLflow.
+
+    Args:
+        spec: the validated run config.
+        tracking_uri: MLflow store.
+        experiment: MLflow experiment name.
+        progress: show Lightning's progress bar.
+
+    Returns:
+        the run's summary: run_id, evaluation numbers, env_steps, train_seconds.
+    """
+    torch.set_num_threads(spec.config.trainer.threads)
+    pl.seed_everything(spec.seed, verbose=False)
+    module = build_module(spec)
+    tags = {**git_tags(), "config_hash": spec.config_hash(), "algorithm": spec.algo_name}
+    tags["task"] = spec.task_name
+    logger = make_logger(tracking_uri, experiment, f"{spec.algo_name}/{spec.task_name}", tags)
+    status = "FAILED"
+    try:
+        logger.log_hyperparams(flatten(OmegaConf.to_container(spec.config, resolve=True)))
+        trainer = make_trainer(spec, module, logger, progress)
+        started = time.perf_counter()
+        trainer.fit(module, MetaRLDataModule(spec.seed))
+        train_seconds = time.perf_counter() - started
+        result = evaluate_module(module, spec)
+        summary = summarise(logger.run_id, result, int(module.env_steps), train_seconds)
+        log_results(logger, spec, trainer, result, summary)
+        status = "FINISHED"
+        return summary
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        logger.end_run(status)
+
+
+def evaluate_module(module: MetaRLAlgorithm, spec: RunSpec) -> EvalResult:
+    """The end-of-run held-out evaluation."""
+    seed = spec.config.eval.seed
+    module.eval()
+    return evaluate_policy(
+        module.make_policy(),
+        module.family,
+        int(spec.config.eval.trials),
+        spec.seed if seed is None else int(seed),
+        device=module.device,
+    )
+
+
+def summarise(run_id: str, result: EvalResult, env_steps: int, seconds: float) -> dict[str, Any]:
+    """The run's summary line (what ``run --json`` prints)."""
+    return {
+        "run_id": run_id,
+        "mean_total_reward": result.mean_total_reward,
+        "stderr": result.stderr,
+        "trials": result.trials,
+        "normalized_score": result.normalized_score,
+        "regret": result.regret,
+        "env_steps": env_steps,
+        "train_seconds": seconds,
+    }
+
+
+def log_results(logger, spec: RunSpec, trainer: pl.Trainer, result: EvalResult, summary) -> None:
+    """Log evaluation metrics, the adaptation curve and the artifacts to the run."""
+    metrics = {
+        "eval/mean_total_reward": result.mean_total_reward,
+        "eval/stderr": result.stderr,
+        "eval/normalized_score": result.normalized_score,
+        "eval/regret": result.regret,
+        "train_seconds": summary["train_seconds"],
+    }
+    logger.log_metrics(metrics, step=summary["env_steps"])
+    client, run_id = logger.experiment, logger.run_id
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "config.yaml").write_text(OmegaConf.to_yaml(spec.config))
+        (folder / "evaluation.json").write_text(json.dumps(result.as_dict(), indent=2))
+        trainer.save_checkpoint(folder / "final.ckpt")
+        client.log_artifact(run_id, str(folder / "config.yaml"))
+        client.log_artifact(run_id, str(folder / "evaluation.json"))
+        client.log_artifact(run_id, str(folder / "final.ckpt"), "checkpoints")
+
+
+def load_module(reference: str, tracking_uri: str) -> MetaRLAlgorithm:
+    """Load a trained module from a checkpoint path or an MLflow run id.
+
+    Args:
+        reference: a ``.ckpt`` path, or the id of a run that logged ``checkpoints/final.ckpt``.
+        tracking_uri: the MLflow store that holds the run.
+    """
+    path = Path(reference)
+    if path.is_file():
+        return _load_checkpoint(path)
+    from mlflow.exceptions import MlflowException
+
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            local = download_artifact(tracking_uri, reference, CHECKPOINT_ARTIFACT, Path(tmp))
+        except (MlflowException, OSError) as error:
+            message = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise ConfigError(
+                f"'{reference}' is not a strategy, a checkpoint file or a run id with a "
+                f"checkpoint in {tracking_uri} ({message})"
+            ) from None
+        return _load_checkpoint(local)
+
+
+def _load_checkpoint(path: Path) -> MetaRLAlgorithm:
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    cls = get_algorithm_class(checkpoint["algorithm_class"])
+    module = cls.load_from_checkpoint(path, map_location="cpu")
+    module.eval()
+    return module

@@ -1,0 +1,101 @@
+"""MLflow tracking: where runs go, how they are tagged, and how their artifacts come back.
+
+The default store is embedded sqlite (``sqlite:///<cwd>/mlflow.db``) with artifacts beside it in
+``<cwd>/mlartifacts``. ``--tracking-uri`` or ``MLFLOW_TRACKING_URI`` selects another store, such as
+an ``mlflow server`` over HTTP.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.tracking import MlflowClient
+from pytorch_lightning.loggers import MLFlowLogger
+
+DEFAULT_EXPERIMENT = "metarl-bench"
+SUITE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def resolve_tracking_uri(cli_uri: str | None = None) -> str:
+    """The tracking URI: the CLI flag, else ``MLFLOW_TRACKING_URI``, else sqlite in the cwd."""
+    if cli_uri:
+        return cli_uri
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    return f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def artifact_location(tracking_uri: str, experiment: str) -> str | None:
+    """Artifacts beside a sqlite database; None lets a server choose."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    db_path = Path(tracking_uri.removeprefix("sqlite:///"))
+    return (db_path.parent / "mlartifacts" / experiment).as_uri()
+
+
+def git_tags() -> dict[str, str]:
+    """The suite's git commit and dirty flag ("unknown" outside a git checkout)."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=SUITE_ROOT, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return {"git_commit": "unknown", "git_dirty": "unknown"}
+    return {"git_commit": commit, "git_dirty": str(dirty).lower()}
+
+
+def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flatten a nested dict into dotted keys (the run's MLflow params)."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+class RunLogger(MLFlowLogger):
+    """Lightning's MLflow logger, but the run's final status is set by the runner, not by ``fit``.
+
+    ``Trainer.fit`` calls ``finalize("success")`` when training ends; the run then still has its
+    evaluation and artifacts to come, so marking it FINISHED there would be premature.
+    """
+
+    def finalize(self, status: str = "success") -> None:
+        """Leave the run open; :func:`end_run` closes it."""
+
+    def end_run(self, status: str) -> None:
+        """Mark the run FINISHED, FAILED or KILLED."""
+        self.experiment.set_terminated(self.run_id, status)
+
+
+def make_logger(
+    tracking_uri: str, experiment: str, run_name: str, tags: dict[str, str]
+) -> RunLogger:
+    """A :class:`RunLogger` whose run exists (created now) in ``experiment``."""
+    mlflow.set_tracking_uri(tracking_uri)
+    client = MlflowClient(tracking_uri)
+    if client.get_experiment_by_name(experiment) is None:
+        client.create_experiment(experiment, artifact_location(tracking_uri, experiment))
+    logger = RunLogger(
+        experiment_name=experiment, tracking_uri=tracking_uri, run_name=run_name, tags=tags
+    )
+    _ = logger.run_id
+    return logger
+
+
+def download_artifact(tracking_uri: str, run_id: str, path: str, destination: Path) -> Path:
+    """Fetch one artifact of a run into ``destination``; return its local path."""
+    client = MlflowClient(tracking_uri)
+    return Path(client.download_artifacts(run_id, path, str(destination)))

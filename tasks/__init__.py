@@ -1,0 +1,26 @@
+"""Task families: what agents are tested on. Importing this package registers every family."""
+
+from tasks import bandits  # noqa: F401  (registers the bandit families)
+from tasks.base import ConfigError, TaskFamily, require, task_generator
+from tasks.gym_env import MetaRLObservation, register_gym_envs
+from tasks.registry import TASKS, get_task_class, make_task, task_names
+from tasks.trial import StepView, TrialEngine, Transition, build_phi, phi_dim
+
+register_gym_envs()
+
+__all__ = [
+    "TASKS",
+    "ConfigError",
+    "MetaRLObservation",
+    "StepView",
+    "TaskFamily",
+    "TrialEngine",
+    "Transition",
+    "build_phi",
+    "get_task_class",
+    "make_task",
+    "require",
+    "phi_dim",
+    "task_generator",
+    "task_names",
+]

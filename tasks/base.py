@@ -1,0 +1,171 @@
+"""The TaskFamily contract: a distribution over MDPs whose members are stepped as batched tensors.
+
+A family samples the parameters of ``n`` MDPs at once (``sample``) and steps all of them with tensor
+operations (``step``), so a bandit pull for 1024 tasks is one tensor op, not 1024 calls. Trial
+semantics (episodes per trial, phi, hidden-state resets) live in :mod:`tasks.trial`, not here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+import torch
+
+TaskBatch = dict[str, torch.Tensor]
+EnvState = dict[str, torch.Tensor]
+
+SPLITS = ("train", "tune", "test")
+
+
+class ConfigError(ValueError):
+    """An invalid name, key, type or value in a user's request. Reported in one line, exit 2."""
+
+
+def require(condition: bool, message: str) -> None:
+    """Raise :class:`ConfigError` with ``message`` unless ``condition`` holds.
+
+    Args:
+        condition: the check that must hold.
+        message: one line naming the offending value and the valid range or choices.
+    """
+    if not condition:
+        raise ConfigError(message)
+
+
+def stream_seed(seed: int, split: str) -> int:
+    """Derive the seed of one task stream; train, tune and test streams never share a seed.
+
+    Args:
+        seed: the user's seed.
+        split: one of ``train``, ``tune``, ``test``.
+    """
+    require(split in SPLITS, f"unknown split '{split}'; valid splits: {', '.join(SPLITS)}")
+    digest = hashlib.sha256(f"metarl-bench:{split}:{seed}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+def task_generator(seed: int, split: str, device: torch.device | str = "cpu") -> torch.Generator:
+    """A torch generator for the ``split`` task stream of ``seed`` on ``device``.
+
+    Args:
+        seed: the user's seed.
+        split: one of ``train``, ``tune``, ``test``.
+        device: where the generator (and the tensors it draws) live.
+    """
+    generator = torch.Generator(device=device)
+    generator.manual_seed(stream_seed(seed, split))
+    return generator
+
+
+def where(mask: torch.Tensor, new: dict[str, torch.Tensor], old: dict[str, torch.Tensor]):
+    """Per-slot select between two dicts of batched tensors (``new`` where ``mask``).
+
+    Args:
+        mask: bool tensor [n].
+        new: tensors with leading dimension n.
+        old: tensors with the same keys and shapes.
+    """
+    out = {}
+    for key, old_value in old.items():
+        shaped = mask.view(-1, *([1] * (old_value.dim() - 1)))
+        out[key] = torch.where(shaped, new[key], old_value)
+    return out
+
+
+@dataclass
+class FamilyConfig:
+    """Base of every family's parameter dataclass; subclasses validate in ``__post_init__``."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """The parameters as a plain dict."""
+        return asdict(self)
+
+
+class TaskFamily(ABC):
+    """A family of MDPs, stepped as batched tensors.
+
+    Subclasses set ``name``, ``gym_id`` and ``Config`` and implement the abstract methods. Every
+    tensor has the batch of tasks as its leading dimension; no method loops over tasks in Python.
+    """
+
+    name: ClassVar[str]
+    gym_id: ClassVar[str]
+    Config: ClassVar[type[FamilyConfig]]
+
+    def __init__(self, config: FamilyConfig):
+        self.config = config
+
+    # Shape of the family ----------------------------------------------------------------------
+    @property
+    @abstractmethod
+    def obs_dim(self) -> int:
+        """Size of the observation vector s (phi adds actions, reward and done to it)."""
+
+    @property
+    @abstractmethod
+    def num_actions(self) -> int:
+        """Number of discrete actions."""
+
+    @property
+    @abstractmethod
+    def max_episode_steps(self) -> int:
+        """Steps after which an episode is truncated."""
+
+    @property
+    @abstractmethod
+    def episodes_per_trial(self) -> int:
+        """Episodes played on one sampled MDP before a new one is drawn."""
+
+    @property
+    def obs_bounds(self) -> tuple[float, float]:
+        """Lower and upper bound of every observation entry (for the gymnasium space)."""
+        return (-float("inf"), float("inf"))
+
+    @property
+    def fixed_trial_steps(self) -> int | None:
+        """Trial length in steps when it is the same for every task (no early termination).
+
+        The trial engine then knows every boundary without reading tensors back from the device.
+        """
+        return None
+
+    # Sampling and stepping --------------------------------------------------------------------
+    @abstractmethod
+    def sample(self, n: int, generator: torch.Generator) -> TaskBatch:
+        """Draw the parameters of ``n`` MDPs.
+
+        Args:
+            n: number of tasks.
+            generator: the task stream (see :func:`task_generator`); its device is used.
+        """
+
+    @abstractmethod
+    def initial_state(self, tasks: TaskBatch, generator: torch.Generator) -> EnvState:
+        """The state at the start of an episode, for every task in ``tasks``."""
+
+    @abstractmethod
+    def observe(self, tasks: TaskBatch, state: EnvState) -> torch.Tensor:
+        """The observation s, float [n, obs_dim]."""
+
+    @abstractmethod
+    def step(
+        self, tasks: TaskBatch, state: EnvState, action: torch.Tensor, generator: torch.Generator
+    ) -> tuple[EnvState, torch.Tensor, torch.Tensor]:
+        """Apply ``action`` (long [n]); return (next state, reward float [n], terminated bool [n])."""
+
+    # References ------------------------------------------------------------------------------
+    @abstractmethod
+    def reference_scores(self, tasks: TaskBatch) -> dict[str, torch.Tensor]:
+        """Expected total reward per trial of the ``random`` and ``oracle`` policies, each [n]."""
+
+    @abstractmethod
+    def oracle_action(self, tasks: TaskBatch, state: EnvState) -> torch.Tensor:
+        """The action of the policy that knows the task, long [n]."""
+
+    def describe(self) -> str:
+        """A short human-readable setting, e.g. ``bernoulli-bandit(arms=5, pulls=10)``."""
+        params = ", ".join(f"{k}={v}" for k, v in self.config.as_dict().items())
+        return f"{self.name}({params})"

@@ -1,0 +1,210 @@
+"""The trial engine: the one place that knows trial semantics.
+
+A trial is one sampled MDP played for ``episodes_per_trial`` episodes. The engine
+
+- builds phi(s_t, a_{t-1}, r_{t-1}, d_{t-1}), the recurrent policy's input;
+- counts episodes within each trial;
+- draws a new MDP for a slot when its trial ends;
+- exposes ``reset``: True on the first step of a trial, and only there. Policies zero their hidden
+  state where ``reset`` is True. An episode boundary inside a trial sets d = 1 in phi but does NOT
+  reset the hidden state: that is how a meta-learner carries what it learned to the next episode.
+
+Every slot of the batch is an independent trial; there is no Python loop over slots.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from tasks.base import EnvState, TaskBatch, TaskFamily, where
+
+
+def phi_dim(family: TaskFamily) -> int:
+    """Width of phi for ``family``: observation + one-hot previous action + reward + done."""
+    return family.obs_dim + family.num_actions + 2
+
+
+def build_phi(
+    obs: torch.Tensor,
+    prev_action: torch.Tensor,
+    prev_reward: torch.Tensor,
+    prev_done: torch.Tensor,
+    num_actions: int,
+) -> torch.Tensor:
+    """phi(s, a_prev, r_prev, d_prev) as one float vector per slot.
+
+    Args:
+        obs: float [n, obs_dim].
+        prev_action: long [n]; -1 where there is no previous action (first step of a trial),
+            which gives an all-zero one-hot.
+        prev_reward: float [n].
+        prev_done: bool [n], True when the previous step ended an episode.
+        num_actions: size of the one-hot.
+    """
+    one_hot = F.one_hot(prev_action.clamp(min=0), num_actions).to(obs.dtype)
+    one_hot = one_hot * (prev_action >= 0).unsqueeze(1).to(obs.dtype)
+    return torch.cat([obs, one_hot, prev_reward.unsqueeze(1), prev_done.unsqueeze(1).to(obs.dtype)], 1)
+
+
+@dataclass
+class StepView:
+    """What a policy may see before acting at one step (phi for learners, raw fields for others)."""
+
+    phi: torch.Tensor
+    """float [n, phi_dim]."""
+    obs: torch.Tensor
+    """float [n, obs_dim]."""
+    prev_action: torch.Tensor
+    """long [n], -1 at the first step of a trial."""
+    prev_reward: torch.Tensor
+    """float [n]."""
+    prev_done: torch.Tensor
+    """bool [n]: the previous step ended an episode."""
+    reset: torch.Tensor
+    """bool [n]: first step of a trial; reset the hidden state here and only here."""
+    episode_index: torch.Tensor
+    """long [n]: index of the current episode within its trial."""
+    active: torch.Tensor
+    """bool [n]: False for slots whose trial is over and that are not restarted (evaluation)."""
+    tasks: TaskBatch
+    """The MDP parameters (for oracles only; learners must not read them)."""
+    state: EnvState
+    """The environment state (for oracles only)."""
+
+
+@dataclass
+class Transition:
+    """The outcome of one engine step."""
+
+    reward: torch.Tensor
+    """float [n], zero for inactive slots."""
+    episode_done: torch.Tensor
+    """bool [n]: this step ended an episode."""
+    trial_done: torch.Tensor
+    """bool [n]: this step ended the trial (terminal for returns: the MDP changes after it)."""
+    episode_index: torch.Tensor
+    """long [n]: the episode this step belonged to."""
+    active: torch.Tensor
+    """bool [n]: the slot was playing a trial at this step."""
+
+
+class TrialEngine:
+    """Steps a batch of independent trials of one family.
+
+    Args:
+        family: the task family.
+        batch_size: number of parallel trials (slots).
+        generator: the task stream; also drives environment noise.
+        auto_reset: draw a new MDP when a slot's trial ends (training). When False, a finished
+            slot goes inactive and keeps its task, so ``tasks`` still describes every trial played
+            (evaluation).
+    """
+
+    def __init__(
+        self, family: TaskFamily, batch_size: int, generator: torch.Generator, auto_reset: bool = True
+    ):
+        self.family = family
+        self.batch_size = batch_size
+        self.generator = generator
+        self.auto_reset = auto_reset
+        self.device = generator.device
+        self.env_steps = 0
+        self.view: StepView | None = None
+
+    # Public API -----------------------------------------------------------------------------
+    def start(self) -> StepView:
+        """Draw a fresh MDP for every slot and return the first view of every trial."""
+        n, device = self.batch_size, self.device
+        self.tasks = self.family.sample(n, self.generator)
+        self.state = self.family.initial_state(self.tasks, self.generator)
+        self.prev_action = torch.full((n,), -1, dtype=torch.long, device=device)
+        self.prev_reward = torch.zeros(n, device=device)
+        self.prev_done = torch.zeros(n, dtype=torch.bool, device=device)
+        self.reset_mask = torch.ones(n, dtype=torch.bool, device=device)
+        self.episode_index = torch.zeros(n, dtype=torch.long, device=device)
+        self.episode_step = torch.zeros(n, dtype=torch.long, device=device)
+        self.active = torch.ones(n, dtype=torch.bool, device=device)
+        self.trial_step = 0
+        return self._make_view()
+
+    def step(self, action: torch.Tensor) -> tuple[Transition, StepView]:
+        """Apply one action per slot; return what happened and the next view.
+
+        Args:
+            action: long [n].
+        """
+        family = self.family
+        state, reward, terminated = family.step(self.tasks, self.state, action, self.generator)
+        reward = reward * self.active
+        self.episode_step = self.episode_step + 1
+        episode_done = (terminated | (self.episode_step >= family.max_episode_steps)) & self.active
+        trial_done = self._trial_done(episode_done)
+        transition = Transition(reward, episode_done, trial_done, self.episode_index, self.active)
+        self.env_steps += self.batch_size
+
+        # Inside a trial: an episode end restarts the episode in the same MDP.
+        restart = family.initial_state(self.tasks, self.generator)
+        self.state = where(episode_done, restart, state) if state else state
+        self.episode_index = self.episode_index + episode_done.long()
+        self.episode_step = torch.where(episode_done, 0, self.episode_step)
+        self.prev_action, self.prev_reward, self.prev_done = action, reward, episode_done
+        self.reset_mask = trial_done
+        self._end_trials(trial_done)
+        return transition, self._make_view()
+
+    def all_done(self) -> bool:
+        """True when every slot has finished its trial (only meaningful with auto_reset=False)."""
+        if self.family.fixed_trial_steps is not None:
+            return self.trial_step >= self.family.fixed_trial_steps
+        return not bool(self.active.any())
+
+    # Internals ------------------------------------------------------------------------------
+    def _trial_done(self, episode_done: torch.Tensor) -> torch.Tensor:
+        fixed = self.family.fixed_trial_steps
+        self.trial_step += 1
+        if fixed is not None:
+            # Every trial has the same length: the boundary is known without a device sync.
+            ends_now = self.trial_step % fixed == 0
+            return episode_done if ends_now else torch.zeros_like(episode_done)
+        return episode_done & (self.episode_index + 1 >= self.family.episodes_per_trial)
+
+    def _end_trials(self, trial_done: torch.Tensor) -> None:
+        fixed = self.family.fixed_trial_steps
+        if not self.auto_reset:
+            self.active = self.active & ~trial_done
+            return
+        if fixed is not None and self.trial_step % fixed != 0:
+            return
+        if fixed is None and not bool(trial_done.any()):
+            return
+        fresh = self.family.sample(self.batch_size, self.generator)
+        self.tasks = where(trial_done, fresh, self.tasks)
+        fresh_state = self.family.initial_state(self.tasks, self.generator)
+        self.state = where(trial_done, fresh_state, self.state) if self.state else self.state
+        # A new trial starts with no previous action, reward or done, and a zeroed hidden state.
+        self.prev_action = torch.where(trial_done, -1, self.prev_action)
+        self.prev_reward = torch.where(trial_done, 0.0, self.prev_reward)
+        self.prev_done = self.prev_done & ~trial_done
+        self.episode_index = torch.where(trial_done, 0, self.episode_index)
+
+    def _make_view(self) -> StepView:
+        obs = self.family.observe(self.tasks, self.state)
+        phi = build_phi(
+            obs, self.prev_action, self.prev_reward, self.prev_done, self.family.num_actions
+        )
+        self.view = StepView(
+            phi=phi,
+            obs=obs,
+            prev_action=self.prev_action,
+            prev_reward=self.prev_reward,
+            prev_done=self.prev_done,
+            reset=self.reset_mask,
+            episode_index=self.episode_index,
+            active=self.active,
+            tasks=self.tasks,
+            state=self.state,
+        )
+        return self.view
