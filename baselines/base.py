@@ -49,7 +49,9 @@ class ActorCriticConfig:
         for key in ("batch_size", "hidden_size", "log_every"):
             value = getattr(self, key)
             require(value >= 1, f"algo.{key} must be >= 1, got {value}")
-        require(self.rollout_steps >= 0, f"algo.rollout_steps must be >= 0, got {self.rollout_steps}")
+        require(
+            self.rollout_steps >= 0, f"algo.rollout_steps must be >= 0, got {self.rollout_steps}"
+        )
         require(0.0 <= self.gamma <= 1.0, f"algo.gamma must be in [0, 1], got {self.gamma}")
         require(self.lr > 0, f"algo.lr must be > 0, got {self.lr}")
         require(
@@ -99,6 +101,11 @@ class MetaRLAlgorithm(pl.LightningModule):
             return fixed or self.family.episodes_per_trial * self.family.max_episode_steps
         return steps
 
+    @property
+    def optimizer_steps_per_batch(self) -> int:
+        """``optimizer.step()`` calls per rollout batch (``global_step`` counts them)."""
+        return 1
+
     def initial_state(self, batch_size: int) -> RecurrentState:
         """The zero hidden state for ``batch_size`` slots."""
         return self.network.initial_state(batch_size, self.device)
@@ -126,6 +133,18 @@ class MetaRLAlgorithm(pl.LightningModule):
         return RecurrentPolicy(self)
 
     # Shared training helpers -------------------------------------------------------------
+    def recompute(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Re-run a stored segment with gradients, from its stored initial hidden state.
+
+        Returns logits [T, B, A] and values [T, B] with gradients, and the critic's value at the
+        step after the segment (no gradient), which bootstraps a return cut by truncation.
+        """
+        logits, values, state = self.network(batch["phi"], tuple(batch["h0"]), batch["reset"])
+        with torch.no_grad():
+            last = batch["phi_last"][None]
+            _, bootstrap, _ = self.network(last, state, batch["reset_last"][None])
+        return logits, values, bootstrap[0]
+
     def configure_optimizers(self):
         if self.cfg.optimizer == "adam":
             return torch.optim.Adam(self.parameters(), lr=self.cfg.lr)
@@ -150,10 +169,12 @@ class MetaRLAlgorithm(pl.LightningModule):
         parts = {**parts, "reward_per_step": batch["rewards"].mean()}
         for key, value in parts.items():
             self._metric_sums[key] = self._metric_sums.get(key, 0.0) + value.detach()
-        updates = self.trainer.global_step
+        updates = self.trainer.global_step // self.optimizer_steps_per_batch
         if updates % self.cfg.log_every != 0 or self.logger is None:
             return
-        metrics = {f"train/{k}": float(v) / self.cfg.log_every for k, v in self._metric_sums.items()}
+        metrics = {
+            f"train/{k}": float(v) / self.cfg.log_every for k, v in self._metric_sums.items()
+        }
         trials = batch["completed_trials"]
         if float(trials) > 0:
             metrics["train/trial_return"] = float(batch["completed_return"] / trials)

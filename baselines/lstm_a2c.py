@@ -15,8 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-
 from baselines.base import ActorCriticConfig, MetaRLAlgorithm
 from baselines.losses import a2c_loss, n_step_returns
 from baselines.registry import register_algorithm
@@ -32,7 +30,9 @@ class LSTMA2CConfig(ActorCriticConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        require(self.cell in ("lstm", "gru"), f"algo.cell must be one of lstm, gru, got '{self.cell}'")
+        require(
+            self.cell in ("lstm", "gru"), f"algo.cell must be one of lstm, gru, got '{self.cell}'"
+        )
 
 
 @register_algorithm
@@ -43,15 +43,13 @@ class LSTMA2C(MetaRLAlgorithm):
     Config = LSTMA2CConfig
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        # Recompute the segment, plus one extra step whose value bootstraps the truncated return.
-        inputs = torch.cat([batch["phi"], batch["phi_last"][None]])
-        resets = torch.cat([batch["reset"], batch["reset_last"][None]])
-        logits, values, _ = self.network(inputs, tuple(batch["h0"]), resets)
-        bootstrap = values[-1].detach()
+        # Recompute the segment with gradients; the critic at the next step bootstraps the return
+        # where the segment cuts a trial (n_step_returns ignores it where the trial ended).
+        logits, values, bootstrap = self.recompute(batch)
         returns = n_step_returns(batch["rewards"], batch["trial_done"], bootstrap, self.cfg.gamma)
         loss, parts = a2c_loss(
-            logits[:-1],
-            values[:-1],
+            logits,
+            values,
             batch["actions"],
             returns,
             self.cfg.value_coef,

@@ -62,7 +62,9 @@ def strategy_names() -> list[str]:
 def get_strategy(name: str) -> Strategy:
     """Look a strategy up by name; an unknown name lists the valid ones."""
     if name not in STRATEGIES:
-        raise ConfigError(f"unknown strategy '{name}'; valid strategies: {', '.join(strategy_names())}")
+        raise ConfigError(
+            f"unknown strategy '{name}'; valid strategies: {', '.join(strategy_names())}"
+        )
     return STRATEGIES[name]
 
 

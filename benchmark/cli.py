@@ -96,7 +96,9 @@ def build_parser() -> OneLineParser:
     run = sub.add_parser("run", help="train and evaluate one algorithm on one task family")
     run.add_argument("algo")
     run.add_argument("task")
-    run.add_argument("overrides", nargs="*", help="key=value, e.g. task.arms=5 algo.lr=0.001 seed=1")
+    run.add_argument(
+        "overrides", nargs="*", help="key=value, e.g. task.arms=5 algo.lr=0.001 seed=1"
+    )
     run.add_argument("--json", action="store_true", help="last stdout line is a JSON summary")
     run.add_argument("--experiment", default="metarl-bench", help="MLflow experiment name")
     run.add_argument("--tracking-uri", default=argparse.SUPPRESS, help="MLflow tracking URI")

@@ -1,9 +1,9 @@
 """The evaluation protocol, the same for learned and classical policies.
 
-N held-out trials (the ``test`` task stream of a seed), all played to their end. Reported: mean total
-reward per trial with its standard error, the mean return per episode index within a trial (the
-adaptation curve), the normalised score (random = 0, oracle = 1, from the family's expected
-reference scores of the very same tasks) and the regret against the oracle.
+N held-out trials (the ``test`` task stream of a seed), all played to their end. Reported: the
+mean total reward per trial with its standard error, the mean return per episode index within a
+trial (the adaptation curve), the normalised score (random = 0, oracle = 1, from the family's
+expected reference scores of the very same tasks) and the regret against the oracle.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def play_trials(
     device: torch.device | str = "cpu",
     split: str = "test",
 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-    """Play whole trials; return total reward [N], return per episode [N, episodes] and the tasks."""
+    """Play whole trials; return totals [N], returns per episode [N, episodes] and the tasks."""
     engine = TrialEngine(family, trials, task_generator(seed, split, device), auto_reset=False)
     action_generator = torch.Generator(device=device)
     action_generator.manual_seed(seed)

@@ -31,11 +31,15 @@ def build_module(spec: RunSpec) -> MetaRLAlgorithm:
 
 
 def make_trainer(spec: RunSpec, module: MetaRLAlgorithm, logger: Any, progress: bool) -> pl.Trainer:
-    """A Lightning Trainer whose ``max_steps`` covers the run's environment-step budget."""
+    """A Lightning Trainer whose ``max_steps`` covers the run's environment-step budget.
+
+    ``max_steps`` counts optimizer steps, so it is the number of rollout batches times the
+    module's ``optimizer_steps_per_batch`` (several for PPO's epochs of minibatches).
+    """
     steps_per_update = module.cfg.batch_size * module.rollout_length
     updates = max(1, math.ceil(spec.config.trainer.env_steps / steps_per_update))
     return pl.Trainer(
-        max_steps=updates,
+        max_steps=updates * module.optimizer_steps_per_batch,
         max_epochs=-1,
         accelerator=spec.config.trainer.accelerator,
         devices=1,

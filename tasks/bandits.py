@@ -1,7 +1,7 @@
 """Bernoulli bandit families (RL² Table 1; Wang et al. 2016 dependent bandits).
 
 Each pull is one episode of length 1 and a trial is ``pulls`` episodes on one draw of the arm
-probabilities, as in RL² (so the done flag is 1 after every pull and the hidden state still carries).
+probabilities, as in RL²: the done flag is 1 after every pull and the hidden state still carries.
 """
 
 from __future__ import annotations
@@ -76,8 +76,14 @@ class BernoulliBanditConfig(FamilyConfig):
     """Pulls per trial n (each pull is one episode)."""
 
     def __post_init__(self):
-        require(isinstance(self.arms, int) and self.arms >= 2, f"task.arms must be >= 2, got {self.arms}")
-        require(isinstance(self.pulls, int) and self.pulls >= 1, f"task.pulls must be >= 1, got {self.pulls}")
+        require(
+            isinstance(self.arms, int) and self.arms >= 2,
+            f"task.arms must be >= 2, got {self.arms}",
+        )
+        require(
+            isinstance(self.pulls, int) and self.pulls >= 1,
+            f"task.pulls must be >= 1, got {self.pulls}",
+        )
 
 
 @register_task
@@ -111,7 +117,10 @@ class DependentBanditConfig(FamilyConfig):
             f"task.difficulty must be one of {', '.join(DEPENDENT_DIFFICULTIES)}, "
             f"got '{self.difficulty}'",
         )
-        require(isinstance(self.pulls, int) and self.pulls >= 1, f"task.pulls must be >= 1, got {self.pulls}")
+        require(
+            isinstance(self.pulls, int) and self.pulls >= 1,
+            f"task.pulls must be >= 1, got {self.pulls}",
+        )
 
 
 @register_task

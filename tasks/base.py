@@ -154,7 +154,7 @@ class TaskFamily(ABC):
     def step(
         self, tasks: TaskBatch, state: EnvState, action: torch.Tensor, generator: torch.Generator
     ) -> tuple[EnvState, torch.Tensor, torch.Tensor]:
-        """Apply ``action`` (long [n]); return (next state, reward float [n], terminated bool [n])."""
+        """Apply ``action`` (long [n]); return (next state, reward [n], terminated bool [n])."""
 
     # References ------------------------------------------------------------------------------
     @abstractmethod

@@ -46,7 +46,9 @@ def build_phi(
     """
     one_hot = F.one_hot(prev_action.clamp(min=0), num_actions).to(obs.dtype)
     one_hot = one_hot * (prev_action >= 0).unsqueeze(1).to(obs.dtype)
-    return torch.cat([obs, one_hot, prev_reward.unsqueeze(1), prev_done.unsqueeze(1).to(obs.dtype)], 1)
+    return torch.cat(
+        [obs, one_hot, prev_reward.unsqueeze(1), prev_done.unsqueeze(1).to(obs.dtype)], 1
+    )
 
 
 @dataclass
@@ -104,7 +106,11 @@ class TrialEngine:
     """
 
     def __init__(
-        self, family: TaskFamily, batch_size: int, generator: torch.Generator, auto_reset: bool = True
+        self,
+        family: TaskFamily,
+        batch_size: int,
+        generator: torch.Generator,
+        auto_reset: bool = True,
     ):
         self.family = family
         self.batch_size = batch_size

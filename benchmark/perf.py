@@ -1,0 +1,200 @@
+"""``metarl-bench perf``: training speed of the suite against a plain-PyTorch parity loop.
+
+Each row trains one algorithm through the real Lightning ``Trainer`` (no logger) and, in the same
+invocation at the same settings, a parity loop: the same network, loss and update written as plain
+PyTorch with B bandits as tensors, the autograd graph kept over a whole trial and one update per
+trial (as Lightning's own parity benchmarks compare against vanilla PyTorch). The ratio shows what
+the suite's machinery costs (or saves). A benchmark, not a timed test.
+
+Extension point: append a function ``(quick: bool) -> dict`` to :data:`PERF_ROWS` with
+:func:`register_perf_row`; each row dict has at least ``algorithm``, ``task``, ``settings``.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+
+from baselines.losses import a2c_loss, n_step_returns
+from baselines.networks import RecurrentActorCritic
+from baselines.policy import sample_actions
+from benchmark.config import load_run_config
+from benchmark.datamodule import MetaRLDataModule
+from benchmark.evaluation import evaluate_policy
+from benchmark.runner import build_module
+
+PERF_ROWS: list[Callable[[bool], dict[str, Any]]] = []
+
+BANDIT_SETTINGS = {"arms": 5, "pulls": 100, "batch_size": 256, "hidden_size": 48, "threads": 1}
+
+
+def register_perf_row(row: Callable[[bool], dict[str, Any]]) -> Callable[[bool], dict[str, Any]]:
+    """Add a row function to :data:`PERF_ROWS` (decorator)."""
+    PERF_ROWS.append(row)
+    return row
+
+
+class _UpdateClock(pl.Callback):
+    """Times ``measured`` updates after ``warmup`` (batch fetch = rollout, plus the update)."""
+
+    def __init__(self, warmup: int, measured: int):
+        self.warmup, self.measured = warmup, measured
+        self.started = self.stopped = 0.0
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        if batch_idx == self.warmup:
+            self.started = time.perf_counter()
+        elif batch_idx == self.warmup + self.measured:
+            self.stopped = time.perf_counter()
+
+
+def lightning_steps_per_second(algo: str, overrides: list[str], updates: int) -> tuple[float, Any]:
+    """Env steps per second of ``algo`` trained through the real Trainer (steady state).
+
+    Args:
+        algo: registered algorithm name.
+        overrides: config overrides fixing the settings.
+        updates: measured updates (after 2 warm-up updates).
+
+    Returns:
+        the rate and the trained module (for the evaluation measurement).
+    """
+    spec = load_run_config(algo, "bernoulli-bandit", overrides)
+    pl.seed_everything(0, verbose=False)
+    module = build_module(spec)
+    clock = _UpdateClock(warmup=2, measured=updates)
+    trainer = pl.Trainer(
+        max_steps=updates + 3,
+        max_epochs=-1,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[clock],
+    )
+    trainer.fit(module, MetaRLDataModule(seed=0))
+    steps = updates * module.cfg.batch_size * module.rollout_length
+    return steps / (clock.stopped - clock.started), module
+
+
+def parity_steps_per_second(arms: int, pulls: int, batch: int, hidden: int, trials: int) -> float:
+    """Env steps per second of the naive plain-PyTorch LSTM-A2C loop (graph kept over a trial).
+
+    Args:
+        arms: bandit arms.
+        pulls: pulls per trial (the update is made once per trial).
+        batch: parallel bandits B.
+        hidden: LSTM units.
+        trials: measured trials (updates), after one warm-up trial.
+    """
+    torch.manual_seed(0)
+    net = RecurrentActorCritic(arms + 3, arms, hidden, "lstm")
+    optimizer = torch.optim.RMSprop(net.parameters(), lr=7e-4, alpha=0.99, eps=1e-5)
+    no_reset = torch.zeros(1, batch, dtype=torch.bool)
+    started = 0.0
+    for trial in range(trials + 1):
+        if trial == 1:
+            started = time.perf_counter()
+        p = torch.rand(batch, arms)
+        state = net.initial_state(batch, "cpu")
+        phi = torch.zeros(batch, arms + 3)
+        logits_t, values_t, actions_t, rewards_t = [], [], [], []
+        for _ in range(pulls):
+            logits, values, state = net(phi[None], state, no_reset)
+            action = sample_actions(logits[0].detach(), None)
+            reward = (torch.rand(batch) < p.gather(1, action[:, None]).squeeze(1)).float()
+            phi = torch.cat(
+                [
+                    torch.zeros(batch, 1),
+                    torch.nn.functional.one_hot(action, arms).float(),
+                    reward[:, None],
+                    torch.ones(batch, 1),
+                ],
+                1,
+            )
+            logits_t.append(logits[0]), values_t.append(values[0])
+            actions_t.append(action), rewards_t.append(reward)
+        rewards = torch.stack(rewards_t)
+        dones = torch.zeros_like(rewards, dtype=torch.bool)
+        dones[-1] = True
+        returns = n_step_returns(rewards, dones, torch.zeros(batch), 0.9)
+        loss, _ = a2c_loss(
+            torch.stack(logits_t),
+            torch.stack(values_t),
+            torch.stack(actions_t),
+            returns,
+            0.05,
+            0.05,
+        )
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 40.0)
+        optimizer.step()
+    return trials * batch * pulls / (time.perf_counter() - started)
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process so far, in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@register_perf_row
+def lstm_a2c_row(quick: bool) -> dict[str, Any]:
+    """LSTM-A2C on bernoulli-bandit (5 arms, 100 pulls, batch 256, 48 units, one thread)."""
+    s = BANDIT_SETTINGS
+    updates = 5 if quick else 30
+    overrides = [
+        f"task.arms={s['arms']}",
+        f"task.pulls={s['pulls']}",
+        f"algo.batch_size={s['batch_size']}",
+        f"algo.hidden_size={s['hidden_size']}",
+        "algo.rollout_steps=0",
+    ]
+    ours, module = lightning_steps_per_second("lstm-a2c", overrides, updates)
+    parity = parity_steps_per_second(
+        s["arms"], s["pulls"], s["batch_size"], s["hidden_size"], updates
+    )
+    started = time.perf_counter()
+    evaluate_policy(module.make_policy(), module.family, 10_000, seed=0)
+    eval_seconds = time.perf_counter() - started
+    return {
+        "algorithm": "lstm-a2c",
+        "task": "bernoulli-bandit",
+        "settings": "arms=5 pulls=100 batch=256 hidden=48 t_max=100 threads=1",
+        "env_steps_per_s": ours,
+        "parity_env_steps_per_s": parity,
+        "ratio": ours / parity,
+        "eval_trials_per_s": 10_000 / eval_seconds,
+        "peak_memory_mb": peak_memory_mb(),
+    }
+
+
+def run_perf(quick: bool = False) -> list[dict[str, Any]]:
+    """Measure every registered row on one thread and print the table; return the rows."""
+    torch.set_num_threads(1)
+    print(
+        f"machine: {os.cpu_count()} cores; torch threads: {torch.get_num_threads()}; "
+        f"torch {torch.__version__}"
+    )
+    rows = [row(quick) for row in PERF_ROWS]
+    print(format_table(rows))
+    return rows
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """A markdown table of the rows (numbers to 3 significant figures)."""
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    for row in rows:
+        cells = [
+            f"{row[k]:.3g}" if isinstance(row.get(k), float) else str(row.get(k, "")) for k in keys
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
