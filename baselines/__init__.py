@@ -4,6 +4,7 @@ Importing this package registers the built-in algorithms.
 """
 
 from baselines import lstm_a2c  # noqa: F401  (registers lstm-a2c)
+from baselines import lstm_a3c  # noqa: F401  (registers lstm-a3c)
 from baselines.base import ActorCriticConfig, MetaRLAlgorithm
 from baselines.registry import ALGORITHMS, algorithm_names, get_algorithm_class, register_algorithm
 

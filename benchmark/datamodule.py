@@ -5,6 +5,10 @@ collects ``t_max`` steps of B parallel trials under ``no_grad`` (with ``num_work
 training process). The hidden state carries from one segment to the next (it was computed without
 gradients, so it is already detached) and is zeroed only at trial boundaries by the trial engine's
 mask.
+
+An algorithm that gathers its own experience defines ``training_stream(seed)`` (LSTM-A3C, whose
+actor-learner processes act and learn on their own); the DataModule then yields that stream (its
+progress reports) instead of collecting rollouts.
 """
 
 from __future__ import annotations
@@ -88,6 +92,9 @@ class _RolloutStream(IterableDataset):
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         module = self.datamodule.trainer.lightning_module
+        if hasattr(module, "training_stream"):
+            yield from module.training_stream(self.datamodule.seed)
+            return
         collector = RolloutCollector(module, self.datamodule.seed)
         while True:
             yield collector.collect(module.rollout_length)
