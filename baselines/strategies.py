@@ -70,3 +70,6 @@ def get_strategy(name: str) -> Strategy:
 
 register_strategy("random")(lambda family: RandomPolicy())
 register_strategy("oracle")(lambda family: OraclePolicy())
+
+# The classical bandit strategies register themselves on import (after the registry exists).
+from baselines.classical import bandits  # noqa: E402, F401

@@ -10,8 +10,9 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
-from tasks import ConfigError
+from tasks import ConfigError, require
 
 EXIT_USAGE = 2
 
@@ -59,9 +60,43 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from benchmark.policies import evaluate_reference
 
     payload = evaluate_reference(
-        args.policy, args.task, args.overrides, args.trials, args.seed, args.tracking_uri
+        args.policy,
+        args.task,
+        args.overrides,
+        args.trials,
+        args.seed,
+        args.tracking_uri,
+        tune_trials=args.tune_trials,
     )
     _print_summary(payload, args.json)
+    return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    """Reproduce a published table: run it, compare, write results/ and log to MLflow."""
+    from benchmark.reproduce import REPRODUCIBLE
+
+    require(
+        args.table in REPRODUCIBLE,
+        f"unknown table '{args.table}'; valid tables: {', '.join(sorted(REPRODUCIBLE))}",
+    )
+    summary = REPRODUCIBLE[args.table](
+        budget=args.budget,
+        trials=args.trials,
+        settings=args.settings,
+        out=args.out,
+        seed=args.seed,
+        workers=args.workers,
+        skip_rl2=args.skip_rl2,
+        tracking_uri=args.tracking_uri,
+        experiment=args.experiment,
+    )
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(Path(summary["markdown"]).read_text())
+        print(f"wrote {summary['markdown']} and {summary['csv']}; MLflow run {summary['run_id']}")
+        print(f"classical cells: {summary['classical_seconds']:.1f} s")
     return 0
 
 
@@ -110,7 +145,21 @@ def build_parser() -> OneLineParser:
     evaluate.add_argument("--trials", type=int, default=1000)
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--json", action="store_true")
+    evaluate.add_argument("--tune-trials", type=int, default=None, help="default: --trials")
     evaluate.add_argument("--tracking-uri", default=argparse.SUPPRESS, help="MLflow tracking URI")
+
+    reproduce = sub.add_parser("reproduce", help="reproduce a published table (rl2-table1)")
+    reproduce.add_argument("table", help="rl2-table1")
+    reproduce.add_argument("--budget", choices=("smoke", "quick", "paper"), default="quick")
+    reproduce.add_argument("--trials", type=int, default=None, help="held-out trials per cell")
+    reproduce.add_argument("--settings", nargs="+", default=None, help="PULLSxARMS, e.g. 10x5")
+    reproduce.add_argument("--out", default="results", help="directory of the written table")
+    reproduce.add_argument("--seed", type=int, default=0)
+    reproduce.add_argument("--workers", type=int, default=2, help="processes for classical cells")
+    reproduce.add_argument("--skip-rl2", action="store_true", help="do not train the RL² column")
+    reproduce.add_argument("--experiment", default="reproduce", help="MLflow experiment name")
+    reproduce.add_argument("--json", action="store_true")
+    reproduce.add_argument("--tracking-uri", default=argparse.SUPPRESS, help="MLflow tracking URI")
 
     perf = sub.add_parser("perf", help="training speed against the plain PyTorch parity loop")
     perf.add_argument("--json", action="store_true")
@@ -123,6 +172,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run,
     "evaluate": cmd_evaluate,
     "perf": cmd_perf,
+    "reproduce": cmd_reproduce,
 }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -10,6 +12,7 @@ from baselines.strategies import STRATEGIES, get_strategy
 from benchmark.config import load_task_config
 from benchmark.evaluation import evaluate_policy
 from benchmark.tracking import resolve_tracking_uri
+from benchmark.tuning import explicit_strategy_keys, tune_strategy, tuned_param
 from tasks import ConfigError, make_task, phi_dim, require
 
 
@@ -20,6 +23,7 @@ def evaluate_reference(
     trials: int,
     seed: int,
     tracking_uri: str | None = None,
+    tune_trials: int | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``reference`` on held-out trials of ``task_name``; return the JSON payload.
 
@@ -30,12 +34,18 @@ def evaluate_reference(
         trials: number of held-out trials.
         seed: seed of the test task stream.
         tracking_uri: the MLflow store holding run ids.
+        tune_trials: tuning trials per grid value for a strategy with a grid (default ``trials``);
+            its hyperparameter is tuned on the ``tune`` stream unless given as ``strategy.X=``.
     """
     require(trials >= 1, f"--trials must be >= 1, got {trials}")
+    tuned: dict[str, Any] = {}
     if reference in STRATEGIES:
         strategy = get_strategy(reference)
         task_params, params = load_task_config(task_name, overrides, strategy.config)
         family = make_task(task_name, **task_params)
+        if tuned_param(reference, explicit_strategy_keys(overrides)) is not None:
+            tuning = tune_strategy(reference, family, tune_trials or trials, seed, params)
+            params, tuned = {**params, **tuning.tuned}, tuning.tuned
         policy = strategy.build(family, params)
         device = "cpu"
     else:
@@ -47,6 +57,7 @@ def evaluate_reference(
         "policy": reference,
         "task": task_name,
         "params": {**task_params, **params},
+        "tuned": tuned,
         "trials": trials,
         "seed": seed,
         "mean_total_reward": result.mean_total_reward,
@@ -60,7 +71,8 @@ def evaluate_reference(
 def _learned_policy(reference: str, family, tracking_uri: str | None):
     from benchmark.runner import load_module
 
-    if len(reference) < 8 and "/" not in reference and "." not in reference:
+    is_run_id = re.fullmatch(r"[0-9a-f]{32}", reference) is not None
+    if not is_run_id and not Path(reference).exists():
         raise ConfigError(
             f"unknown policy '{reference}'; valid strategies: {', '.join(sorted(STRATEGIES))}, "
             "or a checkpoint path or an MLflow run id"

@@ -1,0 +1,599 @@
+"""``metarl-bench reproduce rl2-table1``: RL² Table 1 (Bernoulli bandits), published beside ours.
+
+Nine settings (pulls in 10, 100, 500 x arms in 5, 10, 50). In every setting each classical strategy
+is tuned on ``tune`` trials where it has a grid (:mod:`benchmark.tuning`) and evaluated on
+``trials`` held-out ``test`` trials; the RL² column is trained and evaluated by the suite's ``rl2``
+algorithm for the settings the budget names, once ``rl2`` is registered, and otherwise shows the
+published value marked "not run".
+
+Each cell compares ours with the published value in standard errors,
+z = (ours - published) / sqrt(SE_ours^2 + SE_published^2 + rounding^2), where SE_published is our
+per-trial standard deviation over sqrt(1000) (the paper evaluated 1000 trials and printed no error
+bars) and rounding = 0.05 / sqrt(3) (the paper's one decimal). Cells with |z| > 3 are flagged, with
+a footnote where the reason is known. The table goes to ``<out>/rl2_table1.md`` and ``.csv`` and to
+an MLflow run with the numbers as metrics and both files as artifacts.
+
+Published numbers are read from ``results/published/`` inside the suite.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import multiprocessing
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import OmegaConf
+
+from baselines.strategies import get_strategy
+from benchmark.config import CONFIG_DIR, merge_checked, validate_sections
+from benchmark.evaluation import evaluate_policy
+from benchmark.tracking import SUITE_ROOT, artifact_location, git_tags
+from benchmark.tuning import TUNING_GRIDS, tune_strategy
+from tasks import make_task, require
+
+TABLE = "rl2-table1"
+PUBLISHED_CSV = SUITE_ROOT / "results" / "published" / "rl2_table1_bandits.csv"
+BUDGET_FILE = CONFIG_DIR / "reproduce" / f"{TABLE}.yaml"
+BUDGETS = ("smoke", "quick", "paper")
+COLUMNS: tuple[tuple[str, str | None], ...] = (
+    ("Random", "random"),
+    ("Gittins", "gittins"),
+    ("TS", "thompson"),
+    ("OTS", "ots"),
+    ("UCB1", "ucb1"),
+    ("eps-Greedy", "eps-greedy"),
+    ("Greedy", "greedy"),
+    ("RL2", None),
+)
+"""Published column -> our strategy (None: the learned RL² column)."""
+RL2_ALGORITHM = "rl2"
+PUBLISHED_TRIALS = 1000
+ROUNDING_SD = 0.05 / math.sqrt(3.0)
+FLAG_Z = 3.0
+KNOWN_REASONS: dict[str, str] = {}
+"""Published column -> the known reason why its cells may differ (footnoted on flagged cells)."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One row of the table."""
+
+    pulls: int
+    arms: int
+
+    @property
+    def name(self) -> str:
+        """``PULLSxARMS``, e.g. ``100x10``."""
+        return f"{self.pulls}x{self.arms}"
+
+
+SETTINGS = tuple(Setting(pulls, arms) for pulls in (10, 100, 500) for arms in (5, 10, 50))
+
+
+@dataclass
+class Budget:
+    """One budget of ``benchmark/configs/reproduce/rl2-table1.yaml``."""
+
+    trials: int = 1000
+    """Held-out evaluation trials per cell."""
+    tune_trials: int = 1000
+    """Tuning trials per grid value."""
+    ots_tune_trials: int = 1000
+    """Tuning trials per grid value for OTS."""
+    rl2_pulls: list[int] = field(default_factory=list)
+    """Pulls of the settings whose RL² cell is trained."""
+    rl2_overrides: list[str] = field(default_factory=list)
+    """key=value overrides of the RL² runs."""
+
+    def __post_init__(self):
+        for key in ("trials", "tune_trials", "ots_tune_trials"):
+            require(getattr(self, key) >= 1, f"budget {key} must be >= 1, got {getattr(self, key)}")
+
+
+@dataclass
+class Cell:
+    """One (setting, column) cell: the published value and ours."""
+
+    setting: str
+    pulls: int
+    arms: int
+    column: str
+    strategy: str
+    published: float
+    mean: float | None = None
+    stderr: float | None = None
+    trials: int = 0
+    tuned: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    run_id: str = ""
+    note: str = ""
+
+    @property
+    def z(self) -> float | None:
+        """(ours - published) in combined standard errors; None when not run."""
+        if self.mean is None or self.stderr is None or not math.isfinite(self.stderr):
+            return None
+        std = self.stderr * math.sqrt(self.trials)
+        published_se = std / math.sqrt(PUBLISHED_TRIALS)
+        scale = math.sqrt(self.stderr**2 + published_se**2 + ROUNDING_SD**2)
+        return (self.mean - self.published) / scale
+
+    @property
+    def flagged(self) -> bool:
+        """True when ours differs from the published value by more than 3 standard errors."""
+        return self.z is not None and abs(self.z) > FLAG_Z
+
+
+def load_budget(name: str) -> Budget:
+    """The budget called ``name`` from the budget YAML, validated.
+
+    Args:
+        name: smoke, quick or paper.
+    """
+    require(name in BUDGETS, f"unknown budget '{name}'; valid budgets: {', '.join(BUDGETS)}")
+    data = OmegaConf.to_container(OmegaConf.load(BUDGET_FILE))
+    schema = OmegaConf.create({"budget": OmegaConf.structured(Budget)})
+    OmegaConf.set_struct(schema, True)
+    config = merge_checked(schema, {"budget": data.get(name, {})})
+    validate_sections(config)
+    return OmegaConf.to_object(config.budget)
+
+
+def parse_settings(names: list[str] | None) -> list[Setting]:
+    """The settings named ``PULLSxARMS`` (all nine when ``names`` is empty or None).
+
+    Args:
+        names: e.g. ``["10x5", "100x50"]``.
+    """
+    if not names:
+        return list(SETTINGS)
+    by_name = {setting.name: setting for setting in SETTINGS}
+    for name in names:
+        require(
+            name in by_name,
+            f"unknown setting '{name}' for {TABLE}; valid settings (PULLSxARMS): "
+            f"{', '.join(by_name)}",
+        )
+    return [by_name[name] for name in dict.fromkeys(names)]
+
+
+def published_table(path: Path = PUBLISHED_CSV) -> dict[str, dict[str, float]]:
+    """The published numbers: setting name -> column -> mean total reward.
+
+    Args:
+        path: the shipped CSV (``n_pulls, k_arms`` and one column per strategy).
+    """
+    table: dict[str, dict[str, float]] = {}
+    with open(path, newline="") as handle:
+        for row in csv.DictReader(handle):
+            name = Setting(int(row.pop("n_pulls")), int(row.pop("k_arms"))).name
+            table[name] = {column: float(value) for column, value in row.items()}
+    return table
+
+
+# Classical cells ----------------------------------------------------------------------------------
+
+
+def classical_cell(
+    column: str, strategy: str, setting: Setting, budget: Budget, trials: int, seed: int
+) -> Cell:
+    """Tune (where the strategy has a grid) and evaluate one classical cell.
+
+    Args:
+        column: the published column name.
+        strategy: the registered strategy name.
+        setting: pulls and arms.
+        budget: tuning trials.
+        trials: held-out evaluation trials.
+        seed: seed of both the ``tune`` and the ``test`` streams.
+    """
+    started = time.perf_counter()
+    family = make_task("bernoulli-bandit", arms=setting.arms, pulls=setting.pulls)
+    params: dict[str, Any] = {}
+    if strategy in TUNING_GRIDS:
+        tune_trials = budget.ots_tune_trials if strategy == "ots" else budget.tune_trials
+        params = tune_strategy(strategy, family, tune_trials, seed).tuned
+    policy = get_strategy(strategy).build(family, params)
+    result = evaluate_policy(policy, family, trials, seed)
+    return Cell(
+        setting=setting.name,
+        pulls=setting.pulls,
+        arms=setting.arms,
+        column=column,
+        strategy=strategy,
+        published=0.0,
+        mean=result.mean_total_reward,
+        stderr=result.stderr,
+        trials=trials,
+        tuned=params,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _job_cost(job: tuple) -> float:
+    """Rough relative cost of a job (longest first balances the worker processes)."""
+    column, strategy, setting, budget, trials, _ = job
+    draws = {"thompson": 2.0, "ots": 2.0 * 210 * budget.ots_tune_trials / trials + 20.0}
+    grid = len(TUNING_GRIDS[strategy][1]) if strategy in TUNING_GRIDS else 0
+    return setting.arms * setting.pulls * (1.0 + draws.get(strategy, 0.0) + grid)
+
+
+def _run_job(job: tuple) -> Cell:
+    torch.set_num_threads(1)
+    return classical_cell(*job)
+
+
+def run_classical(
+    settings: list[Setting], budget: Budget, trials: int, seed: int, workers: int
+) -> list[Cell]:
+    """Every classical cell of ``settings``, spread over ``workers`` processes.
+
+    Args:
+        settings: the rows to run.
+        budget: tuning trials.
+        trials: held-out evaluation trials per cell.
+        seed: seed of the task streams.
+        workers: processes (1 runs in this process).
+    """
+    jobs = [
+        (column, strategy, setting, budget, trials, seed)
+        for setting in settings
+        for column, strategy in COLUMNS
+        if strategy is not None
+    ]
+    jobs.sort(key=_job_cost, reverse=True)
+    if workers <= 1:
+        cells = [_run_job(job) for job in jobs]
+    else:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            cells = list(pool.map(_run_job, jobs))
+    return cells
+
+
+# The RL² column -------------------------------------------------------------------------------
+
+
+def rl2_available() -> bool:
+    """True when an ``rl2`` algorithm is registered."""
+    from baselines import algorithm_names
+
+    return RL2_ALGORITHM in algorithm_names()
+
+
+def rl2_cells(
+    settings: list[Setting],
+    budget: Budget,
+    trials: int,
+    seed: int,
+    tracking_uri: str,
+    experiment: str,
+    algorithm: str = RL2_ALGORITHM,
+) -> list[Cell]:
+    """Train and evaluate ``algorithm`` on the settings whose pulls the budget names.
+
+    Args:
+        settings: the rows of the table.
+        budget: which settings to train and the training overrides.
+        trials: held-out evaluation trials.
+        seed: the runs' seed.
+        tracking_uri: MLflow store of the training runs.
+        experiment: MLflow experiment of the training runs.
+        algorithm: the algorithm that fills the column.
+    """
+    from benchmark.config import load_run_config
+    from benchmark.runner import train_and_evaluate
+
+    cells = []
+    for setting in settings:
+        if setting.pulls not in budget.rl2_pulls:
+            continue
+        overrides = [
+            f"task.arms={setting.arms}",
+            f"task.pulls={setting.pulls}",
+            f"seed={seed}",
+            f"eval.trials={trials}",
+            *budget.rl2_overrides,
+        ]
+        spec = load_run_config(algorithm, "bernoulli-bandit", overrides)
+        started = time.perf_counter()
+        summary = train_and_evaluate(spec, tracking_uri, experiment, progress=False)
+        cells.append(
+            Cell(
+                setting=setting.name,
+                pulls=setting.pulls,
+                arms=setting.arms,
+                column="RL2",
+                strategy=algorithm,
+                published=0.0,
+                mean=summary["mean_total_reward"],
+                stderr=summary["stderr"],
+                trials=int(summary["trials"]),
+                seconds=time.perf_counter() - started,
+                run_id=summary["run_id"],
+                note=f"trained for {summary['env_steps']} env steps",
+            )
+        )
+    return cells
+
+
+def complete_table(
+    settings: list[Setting], cells: list[Cell], published: dict[str, dict[str, float]]
+) -> list[Cell]:
+    """All cells of ``settings`` in table order, with published values; missing ones "not run"."""
+    by_key = {(cell.setting, cell.column): cell for cell in cells}
+    table = []
+    for setting in settings:
+        for column, strategy in COLUMNS:
+            cell = by_key.get((setting.name, column))
+            if cell is None:
+                cell = Cell(
+                    setting.name,
+                    setting.pulls,
+                    setting.arms,
+                    column,
+                    strategy or RL2_ALGORITHM,
+                    0.0,
+                    note="not run",
+                )
+            cell.published = published[setting.name][column]
+            table.append(cell)
+    return table
+
+
+# Reporting ----------------------------------------------------------------------------------------
+
+
+def format_cell(cell: Cell, refs: list[int]) -> str:
+    """``published · ours ± SE · z`` (⚠ when flagged, [n] for footnotes)."""
+    marks = ("" if not cell.flagged else " ⚠") + "".join(f" [{n}]" for n in refs)
+    if cell.mean is None:
+        return f"{cell.published:.1f} · {cell.note}{marks}"
+    return f"{cell.published:.1f} · {cell.mean:.2f} ± {cell.stderr:.2f} · {cell.z:+.1f}{marks}"
+
+
+def footnotes(table: list[Cell]) -> tuple[dict[tuple[str, str], list[int]], list[str]]:
+    """Footnote references per cell and the footnote texts (known reasons of flagged cells)."""
+    texts: list[str] = []
+    refs: dict[tuple[str, str], list[int]] = {}
+    for cell in table:
+        reason = KNOWN_REASONS.get(cell.column)
+        if not cell.flagged or reason is None:
+            continue
+        if reason not in texts:
+            texts.append(reason)
+        refs[(cell.setting, cell.column)] = [texts.index(reason) + 1]
+    return refs, texts
+
+
+def format_markdown(table: list[Cell], meta: dict[str, Any]) -> str:
+    """The Markdown report: the comparison table, the tuned values and the notes."""
+    refs, texts = footnotes(table)
+    columns = [column for column, _ in COLUMNS]
+    lines = [
+        "# RL² Table 1 (Bernoulli bandits): published vs. metarl-bench",
+        "",
+        f"Command: `{meta['command']}` (budget {meta['budget']}, seed {meta['seed']}, "
+        f"git {meta['git_commit'][:10]}).",
+        f"Ours: mean total reward per trial ± standard error over {meta['trials']} held-out trials "
+        f"per cell (`test` stream); hyperparameters tuned on the separate `tune` stream "
+        f"({meta['tune_trials']} trials per grid value, OTS {meta['ots_tune_trials']}).",
+        f"Classical cells: {meta['classical_seconds']:.1f} s wall time with {meta['workers']} "
+        f"worker process(es) on {meta['cpu_count']} CPU cores, tuning included.",
+        "",
+        "Each cell: published · ours ± SE · z, the difference in standard errors "
+        "(ours, the published 1000-trial SE estimated from our per-trial spread, and the "
+        "published rounding to 0.1). ⚠ marks |z| > 3.",
+        "",
+        "| pulls | arms | " + " | ".join(columns) + " |",
+        "|---|---|" + "---|" * len(columns),
+    ]
+    for start in range(0, len(table), len(columns)):
+        row = table[start : start + len(columns)]
+        cells = [format_cell(cell, refs.get((cell.setting, cell.column), [])) for cell in row]
+        lines.append(f"| {row[0].pulls} | {row[0].arms} | " + " | ".join(cells) + " |")
+    lines += ["", "## Tuned hyperparameters (chosen on the `tune` stream)", ""]
+    tuned_columns = [column for column, strategy in COLUMNS if strategy in TUNING_GRIDS]
+    header = [f"{c} {TUNING_GRIDS[dict(COLUMNS)[c]][0]}" for c in tuned_columns]
+    lines += ["| pulls | arms | " + " | ".join(header) + " |", "|---|---|" + "---|" * len(header)]
+    for start in range(0, len(table), len(columns)):
+        row = {cell.column: cell for cell in table[start : start + len(columns)]}
+        values = [_tuned_text(row[c]) for c in tuned_columns]
+        first = table[start]
+        lines.append(f"| {first.pulls} | {first.arms} | " + " | ".join(values) + " |")
+    lines += ["", "## Notes", ""]
+    lines += [f"[{n}] {text}" for n, text in enumerate(texts, 1)]
+    lines += [f"- {note}" for note in meta.get("notes", [])]
+    return "\n".join(lines) + "\n"
+
+
+def _tuned_text(cell: Cell) -> str:
+    return ", ".join(str(v) for v in cell.tuned.values()) if cell.tuned else "-"
+
+
+CSV_FIELDS = [
+    "setting",
+    "pulls",
+    "arms",
+    "column",
+    "strategy",
+    "published",
+    "mean",
+    "stderr",
+    "trials",
+    "z",
+    "flagged",
+    "tuned",
+    "seconds",
+    "run_id",
+    "note",
+]
+
+
+def write_csv(table: list[Cell], path: Path) -> None:
+    """One row per cell (tidy format).
+
+    Args:
+        table: the cells.
+        path: the CSV file to write.
+    """
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, CSV_FIELDS)
+        writer.writeheader()
+        for cell in table:
+            row = {key: value for key, value in asdict(cell).items() if key in CSV_FIELDS}
+            row["tuned"] = ";".join(f"{k}={v}" for k, v in cell.tuned.items())
+            row["z"] = "" if cell.z is None else round(cell.z, 3)
+            row["flagged"] = cell.flagged
+            writer.writerow(row)
+
+
+def log_to_mlflow(
+    table: list[Cell], meta: dict[str, Any], files: list[Path], tracking_uri: str, experiment: str
+) -> str:
+    """Record the table as one MLflow run: meta as params, cells as metrics, files as artifacts.
+
+    Returns:
+        the run id.
+    """
+    from mlflow.entities import Metric, Param
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    experiment_id = (
+        found.experiment_id
+        if found is not None
+        else client.create_experiment(experiment, artifact_location(tracking_uri, experiment))
+    )
+    tags = {**git_tags(), "table": TABLE, "budget": meta["budget"]}
+    run_id = client.create_run(experiment_id, run_name=TABLE, tags=tags).info.run_id
+    stamp = int(time.time() * 1000)
+    metrics = [Metric("classical_seconds", meta["classical_seconds"], stamp, 0)]
+    params = [Param(key, str(meta[key])) for key in ("budget", "trials", "seed", "settings")]
+    params += [Param(key, str(meta[key])) for key in ("tune_trials", "ots_tune_trials", "workers")]
+    for cell in table:
+        prefix = f"{cell.setting}/{cell.column}"
+        if cell.mean is not None:
+            metrics += [Metric(f"{prefix}/mean", cell.mean, stamp, 0)]
+            metrics += [Metric(f"{prefix}/stderr", cell.stderr, stamp, 0)]
+            metrics += [Metric(f"{prefix}/z", cell.z, stamp, 0)]
+        params += [Param(f"{prefix}/{key}", str(value)) for key, value in cell.tuned.items()]
+    for start in range(0, len(params), 100):
+        client.log_batch(run_id, params=params[start : start + 100])
+    client.log_batch(run_id, metrics=metrics)
+    for path in files:
+        client.log_artifact(run_id, str(path))
+    client.set_terminated(run_id, "FINISHED")
+    return run_id
+
+
+# Entry point --------------------------------------------------------------------------------------
+
+
+def reproduce_rl2_table1(
+    budget: str = "quick",
+    trials: int | None = None,
+    settings: list[str] | None = None,
+    out: str | Path = "results",
+    seed: int = 0,
+    workers: int = 2,
+    skip_rl2: bool = False,
+    tracking_uri: str | None = None,
+    experiment: str = "reproduce",
+) -> dict[str, Any]:
+    """Run the table, write ``<out>/rl2_table1.md`` and ``.csv``, log them to MLflow.
+
+    Args:
+        budget: smoke, quick or paper (see ``benchmark/configs/reproduce/rl2-table1.yaml``).
+        trials: held-out trials per cell; None uses the budget's.
+        settings: ``PULLSxARMS`` names; None or empty for all nine.
+        out: directory of the written table.
+        seed: seed of the tuning and evaluation streams (and of the RL² runs).
+        workers: processes for the classical cells.
+        skip_rl2: do not train the RL² column even when ``rl2`` is registered.
+        tracking_uri: MLflow store (default: sqlite in the working directory).
+        experiment: MLflow experiment.
+
+    Returns:
+        the paths written, the MLflow run id, timings and the cells.
+    """
+    from benchmark.tracking import resolve_tracking_uri
+
+    chosen = load_budget(budget)
+    trials = chosen.trials if trials is None else trials
+    require(trials >= 1, f"--trials must be >= 1, got {trials}")
+    require(workers >= 1, f"--workers must be >= 1, got {workers}")
+    rows = parse_settings(settings)
+    published = published_table()
+    uri = resolve_tracking_uri(tracking_uri)
+    started = time.perf_counter()
+    cells = run_classical(rows, chosen, trials, seed, workers)
+    classical_seconds = time.perf_counter() - started
+    notes = [_rl2_note(chosen, skip_rl2)]
+    if not skip_rl2 and rl2_available():
+        cells += rl2_cells(rows, chosen, trials, seed, uri, experiment)
+    table = complete_table(rows, cells, published)
+    meta = {
+        "command": _command_line(budget, trials, settings, seed, workers, skip_rl2),
+        "budget": budget,
+        "trials": trials,
+        "seed": seed,
+        "settings": " ".join(row.name for row in rows),
+        "tune_trials": chosen.tune_trials,
+        "ots_tune_trials": chosen.ots_tune_trials,
+        "workers": workers,
+        "cpu_count": multiprocessing.cpu_count(),
+        "classical_seconds": classical_seconds,
+        "git_commit": git_tags()["git_commit"],
+        "notes": notes,
+    }
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    markdown, table_csv = folder / "rl2_table1.md", folder / "rl2_table1.csv"
+    markdown.write_text(format_markdown(table, meta))
+    write_csv(table, table_csv)
+    run_id = log_to_mlflow(table, meta, [markdown, table_csv], uri, experiment)
+    return {
+        "markdown": str(markdown),
+        "csv": str(table_csv),
+        "run_id": run_id,
+        "classical_seconds": classical_seconds,
+        "total_seconds": time.perf_counter() - started,
+        "flagged": sum(cell.flagged for cell in table),
+        "cells": [asdict(cell) | {"z": cell.z} for cell in table],
+    }
+
+
+def _command_line(
+    budget: str, trials: int, settings: list[str] | None, seed: int, workers: int, skip_rl2: bool
+) -> str:
+    parts = [f"metarl-bench reproduce {TABLE} --budget {budget} --trials {trials}"]
+    if settings:
+        parts.append("--settings " + " ".join(settings))
+    parts.append(f"--seed {seed} --workers {workers}")
+    if skip_rl2:
+        parts.append("--skip-rl2")
+    return " ".join(parts)
+
+
+def _rl2_note(budget: Budget, skip_rl2: bool) -> str:
+    if skip_rl2:
+        return "RL2: not run (--skip-rl2); the column shows the published value only."
+    if not rl2_available():
+        return "RL2: not run (no `rl2` algorithm is registered); the published value only."
+    pulls = ", ".join(str(p) for p in budget.rl2_pulls) or "none"
+    return (
+        f"RL2: the suite's `rl2` trained per setting with this budget for pulls in {pulls} "
+        "(far below the paper's training budget); other settings show the published value."
+    )
+
+
+REPRODUCIBLE = {TABLE: reproduce_rl2_table1}
+"""Table name -> the function that reproduces it (``metarl-bench reproduce NAME``)."""
