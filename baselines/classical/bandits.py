@@ -224,8 +224,9 @@ class BayesOptimalPolicy(CountingPolicy):
         self.planner = planner
 
     def choose(self) -> torch.Tensor:
-        action = self.planner.action(self.successes.long(), self.failures.long())
-        return action.to(self.device)
+        q = self.planner.q_values(self.successes.long(), self.failures.long()).to(self.device)
+        best = q >= q.max(1, keepdim=True).values - 1e-12
+        return torch.where(best, self.priority, -1.0).argmax(1)
 
 
 # Registration -----------------------------------------------------------------------------------

@@ -21,13 +21,14 @@ def sample_gamma(shape: torch.Tensor, generator: torch.Generator) -> torch.Tenso
         generator: source of randomness (its device must be that of ``shape``).
     """
     d = shape - 1.0 / 3.0
-    c = torch.rsqrt(9.0 * d)
     x = torch.randn(shape.shape, generator=generator, device=shape.device, dtype=shape.dtype)
     u = torch.rand(shape.shape, generator=generator, device=shape.device, dtype=shape.dtype)
-    v = (1.0 + c * x) ** 3
-    log_v = torch.log(v.clamp(min=torch.finfo(shape.dtype).tiny))
-    accept = (v > 0) & (torch.log(u) < 0.5 * x * x + d - d * v + d * log_v)
-    out = d * v
+    # v = (1 + c x)^3 with c = 1 / sqrt(9 d); accept when log u < x^2 / 2 + d (1 - v + log v).
+    v = torch.rsqrt(d * 9.0).mul_(x).add_(1.0).pow_(3)
+    bound = v.clamp(min=torch.finfo(shape.dtype).tiny).log_().sub_(v).add_(1.0).mul_(d)
+    accept = u.log_() < bound.addcmul_(x, x, value=0.5)
+    accept &= v > 0
+    out = v.mul_(d)
     rejected = ~accept
     if bool(rejected.any()):
         out[rejected] = sample_gamma(shape[rejected], generator)
