@@ -3,8 +3,12 @@
 Importing this package registers the built-in algorithms.
 """
 
-from baselines import lstm_a2c  # noqa: F401  (registers lstm-a2c)
-from baselines import lstm_a3c  # noqa: F401  (registers lstm-a3c)
+from baselines import (
+    a2c,  # noqa: F401  (registers a2c)
+    lstm_a2c,  # noqa: F401  (registers lstm-a2c)
+    lstm_a3c,  # noqa: F401  (registers lstm-a3c)
+    rl2,  # noqa: F401  (registers rl2)
+)
 from baselines.base import ActorCriticConfig, MetaRLAlgorithm
 from baselines.registry import ALGORITHMS, algorithm_names, get_algorithm_class, register_algorithm
 

@@ -1,0 +1,106 @@
+"""A2C, the non-meta baseline: advantage actor-critic on the observation alone.
+
+A feed-forward actor-critic sees only the current observation s: no previous action, reward or
+done flag, and no hidden state. It is trained exactly like LSTM-A2C (same rollouts of whole
+trials, same ``n_step_returns`` with the trial end as the only terminal, same ``a2c_loss``), so the
+one thing it lacks is memory. It can therefore learn only a fixed policy for the family: the best
+fixed arm of a bandit (every arm is equally good a priori on Bernoulli bandits, about 5.0 over 10
+pulls of 5 arms), and its return per episode within a trial stays flat because it cannot adapt.
+That flat curve is the contrast the benchmark exists to show.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from baselines.base import ActorCriticConfig, MetaRLAlgorithm
+from baselines.losses import a2c_loss, n_step_returns
+from baselines.networks import FeedForwardActorCritic, RecurrentState
+from baselines.policy import sample_actions
+from baselines.registry import register_algorithm
+from tasks import StepView, TaskFamily
+
+
+@dataclass
+class A2CConfig(ActorCriticConfig):
+    """A2C hyperparameters: the LSTM-A2C defaults (Wang et al. 2016) on a two-layer MLP."""
+
+
+@register_algorithm
+class A2C(MetaRLAlgorithm):
+    """Feed-forward advantage actor-critic on s alone (the memoryless, non-meta baseline)."""
+
+    name = "a2c"
+    Config = A2CConfig
+
+    def build_network(self) -> FeedForwardActorCritic:
+        """An MLP over the observation only (not phi)."""
+        return FeedForwardActorCritic(
+            self.family.obs_dim, self.family.num_actions, self.cfg.hidden_size
+        )
+
+    def observation(self, phi: torch.Tensor) -> torch.Tensor:
+        """The observation part of phi = [s, one_hot(a_prev), r_prev, d_prev]; the rest is dropped.
+
+        Args:
+            phi: float [..., phi_dim] as built by :func:`tasks.trial.build_phi`.
+        """
+        return phi[..., : self.family.obs_dim]
+
+    def initial_state(self, batch_size: int) -> RecurrentState:
+        """No memory: the state is empty."""
+        return ()
+
+    @torch.no_grad()
+    def act(
+        self, view: StepView, state: RecurrentState, generator: torch.Generator | None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], RecurrentState]:
+        """Act on ``view.obs`` alone; ``state`` is empty and passed through unchanged.
+
+        Args:
+            view: the engine's view of the current step (only ``obs`` is read).
+            state: the empty state from :meth:`initial_state`.
+            generator: drives the action sampling.
+        """
+        logits, values = self.network(view.obs)
+        actions = sample_actions(logits, generator)
+        log_probs = torch.log_softmax(logits, -1).gather(1, actions[:, None]).squeeze(1)
+        return actions, {"values": values, "log_probs": log_probs}, state
+
+    def make_policy(self) -> MemorylessPolicy:
+        """A :class:`baselines.policy.Policy` that acts with this module's network."""
+        return MemorylessPolicy(self)
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        # The segment plus one extra step whose value bootstraps a return cut by the segment's end.
+        inputs = self.observation(torch.cat([batch["phi"], batch["phi_last"][None]]))
+        logits, values = self.network(inputs)
+        bootstrap = values[-1].detach()
+        returns = n_step_returns(batch["rewards"], batch["trial_done"], bootstrap, self.cfg.gamma)
+        loss, parts = a2c_loss(
+            logits[:-1],
+            values[:-1],
+            batch["actions"],
+            returns,
+            self.cfg.value_coef,
+            self.cfg.entropy_coef,
+        )
+        self.optimize(loss)
+        self.record(batch, parts)
+
+
+class MemorylessPolicy:
+    """Evaluation policy around :meth:`A2C.act`: nothing to remember, nothing to reset."""
+
+    def __init__(self, module: A2C):
+        self.module = module
+
+    def begin(self, family: TaskFamily, batch_size: int, generator: torch.Generator) -> None:
+        self.generator = generator
+
+    def act(self, view: StepView) -> torch.Tensor:
+        actions, _, _ = self.module.act(view, (), self.generator)
+        return actions

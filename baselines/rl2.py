@@ -1,0 +1,188 @@
+"""RL² (Duan et al. 2016, "RL²: Fast Reinforcement Learning via Slow Reinforcement Learning").
+
+A GRU policy over phi(s, a_prev, r_prev, d_prev) plays trials of ``episodes_per_trial`` episodes of
+one sampled MDP. Its hidden state is the fast learner: it is carried across episode boundaries
+inside a trial and reset only when a new trial (a new MDP) begins. The slow learner is the outer
+policy-gradient loop over whole trials; the paper used TRPO, here it is PPO (Schulman et al. 2017):
+
+1. config: discount 0.99 and GAE lambda 0.3 as in the paper; a GRU whose size is set by config;
+2. rollout: the DataModule plays B whole trials under ``no_grad`` (one segment = one trial), the
+   GRU stepping one pull at a time;
+3. targets: the fused GRU recomputes the batch from its stored initial (zero) hidden state; GAE
+   over the whole trial, with the trial end as the only terminal (``dones = trial_done``);
+4. update: several epochs of minibatches of whole trials (split along the batch dimension), each
+   recomputing the GRU over the whole trial with backpropagation through time, on PPO's clipped
+   objective plus value loss and entropy bonus, with normalised advantages and clipped gradients.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from baselines.base import ActorCriticConfig, MetaRLAlgorithm
+from baselines.losses import gae, ppo_clip_loss
+from baselines.networks import RecurrentActorCritic, RecurrentState
+from baselines.policy import sample_actions
+from baselines.registry import register_algorithm
+from tasks import StepView, phi_dim, require
+
+
+@dataclass
+class RL2Config(ActorCriticConfig):
+    """RL² hyperparameters: discount and GAE lambda after Duan et al.; PPO settings for a CPU."""
+
+    hidden_size: int = 64
+    """Units of the GRU (256 in the paper; smaller learns the small bandits faster on a CPU)."""
+    gamma: float = 0.99
+    """Discount (Duan et al.)."""
+    gae_lambda: float = 0.3
+    """GAE lambda (Duan et al.)."""
+    lr: float = 1e-3
+    """Learning rate."""
+    optimizer: str = "adam"
+    """rmsprop or adam."""
+    clip: float = 0.2
+    """PPO's ratio clip epsilon."""
+    epochs: int = 4
+    """Passes over each batch of trials."""
+    minibatches: int = 4
+    """Minibatches of whole trials per epoch (the batch is split along the trial dimension)."""
+    value_coef: float = 0.5
+    """Weight of the value loss."""
+    entropy_coef: float = 0.01
+    """Weight of the entropy bonus."""
+    grad_clip: float = 1.0
+    """Gradient norm clip."""
+    normalize_advantages: bool = True
+    """Standardise the advantages over the batch before the update."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        require(
+            self.rollout_steps == 0,
+            f"algo.rollout_steps must be 0 for rl2 (PPO over whole trials), "
+            f"got {self.rollout_steps}",
+        )
+        require(
+            0.0 <= self.gae_lambda <= 1.0,
+            f"algo.gae_lambda must be in [0, 1], got {self.gae_lambda}",
+        )
+        require(self.clip > 0, f"algo.clip must be > 0, got {self.clip}")
+        require(self.epochs >= 1, f"algo.epochs must be >= 1, got {self.epochs}")
+        require(
+            1 <= self.minibatches <= self.batch_size,
+            f"algo.minibatches must be in [1, algo.batch_size={self.batch_size}], "
+            f"got {self.minibatches}",
+        )
+
+
+@register_algorithm
+class RL2(MetaRLAlgorithm):
+    """RL²: a GRU meta-learner whose memory spans a multi-episode trial, trained by PPO."""
+
+    name = "rl2"
+    Config = RL2Config
+
+    def build_network(self) -> RecurrentActorCritic:
+        """A GRU actor-critic over phi (the paper's recurrent cell)."""
+        return RecurrentActorCritic(
+            phi_dim(self.family), self.family.num_actions, self.cfg.hidden_size, "gru"
+        )
+
+    @property
+    def optimizer_steps_per_batch(self) -> int:
+        """PPO steps the optimizer ``epochs * minibatches`` times per batch of trials."""
+        return self.cfg.epochs * self.cfg.minibatches
+
+    @torch.no_grad()
+    def act(
+        self, view: StepView, state: RecurrentState, generator: torch.Generator | None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], RecurrentState]:
+        """One step of the GRU policy during a rollout or an evaluation.
+
+        Args:
+            view: the engine's view of the current step (phi, reset, ...).
+            state: the GRU hidden state after the previous step.
+            generator: drives the action sampling.
+        """
+        # The input is phi = [s, one_hot(a_prev), r_prev, d_prev] (tasks.trial.build_phi). Its last
+        # entry is the done flag d_prev: 1 when the previous step ended an episode. For a bandit
+        # every pull is one episode, so d_prev = 1 at every step of a trial except the first.
+        # The hidden state is zeroed only where view.reset is True: the first step of a trial (a
+        # new MDP). An episode end (d_prev = 1) does NOT reset it; the GRU carries what it has
+        # learned about this MDP into the next episode. That is the whole of RL²'s fast learner.
+        trial_start = view.reset[None]
+        logits, values, state = self.network(view.phi[None], state, trial_start)
+        actions = sample_actions(logits[0], generator)
+        log_probs = torch.log_softmax(logits[0], -1).gather(1, actions[:, None]).squeeze(1)
+        return actions, {"values": values[0], "log_probs": log_probs}, state
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        targets = self.ppo_targets(batch)
+        trials = batch["phi"].shape[1]
+        sums: dict[str, torch.Tensor] = {}
+        for _ in range(self.cfg.epochs):
+            order = torch.randperm(trials, device=self.device)
+            for index in order.tensor_split(self.cfg.minibatches):
+                loss, parts = self.minibatch_loss(batch, targets, index)
+                self.optimize(loss)
+                for key, value in parts.items():
+                    sums[key] = sums.get(key, 0.0) + value
+        updates = self.optimizer_steps_per_batch
+        self.record(batch, {key: value / updates for key, value in sums.items()})
+
+    @torch.no_grad()
+    def ppo_targets(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """Old log-probabilities, GAE advantages and value targets for one batch of trials.
+
+        The fused GRU recomputes the batch from the hidden state stored at the segment's start
+        (zero for bandits, where every segment is one whole trial) under the parameters that
+        collected it, so the first minibatch's ratios are exactly 1. GAE treats only the trial end
+        as terminal: episode ends inside a trial are not terminal for the meta-learner, which
+        maximises the return of the whole trial.
+        """
+        # V after the segment bootstraps a trial cut short by the segment's end; when a segment is
+        # exactly one trial (bandits) its last step ends the trial and this value is not used.
+        logits, values, bootstrap = self.recompute(batch)
+        log_probs = torch.log_softmax(logits, -1).gather(2, batch["actions"][..., None])[..., 0]
+        advantages = gae(
+            batch["rewards"],
+            values,
+            batch["trial_done"],
+            bootstrap,
+            self.cfg.gamma,
+            self.cfg.gae_lambda,
+        )
+        value_targets = advantages + values
+        if self.cfg.normalize_advantages:
+            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        return {"log_probs": log_probs, "advantages": advantages, "value_targets": value_targets}
+
+    def minibatch_loss(
+        self, batch: dict[str, Any], targets: dict[str, torch.Tensor], index: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """PPO's loss on the whole trials ``index``, recomputing the GRU over each trial.
+
+        Args:
+            batch: the rollout batch (time leading, trials second).
+            targets: from :meth:`ppo_targets`.
+            index: long [b], the trials of this minibatch.
+        """
+        h0 = tuple(part[:, index] for part in batch["h0"])
+        # Backpropagation through time over the whole trial, from the trial's zeroed initial state;
+        # the reset mask is True only at the trial's first step, never at its episode ends.
+        logits, values, _ = self.network(batch["phi"][:, index], h0, batch["reset"][:, index])
+        return ppo_clip_loss(
+            logits,
+            values,
+            batch["actions"][:, index],
+            targets["log_probs"][:, index],
+            targets["advantages"][:, index],
+            targets["value_targets"][:, index],
+            self.cfg.clip,
+            self.cfg.value_coef,
+            self.cfg.entropy_coef,
+        )

@@ -1,0 +1,97 @@
+"""A2C, the non-meta baseline: no memory, same losses, runs through the real Trainer."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from baselines.a2c import A2C
+from benchmark.config import load_run_config
+from benchmark.evaluation import evaluate_policy
+from benchmark.runner import fit_and_evaluate
+from tasks import TrialEngine, build_phi, task_generator
+
+
+def make_a2c(arms: int = 4, pulls: int = 6) -> A2C:
+    torch.manual_seed(0)
+    module = A2C(
+        algo={"hidden_size": 8}, task_name="bernoulli-bandit", task={"arms": arms, "pulls": pulls}
+    )
+    # Non-trivial output weights, so a dependence on the input would show in the logits.
+    torch.nn.init.normal_(module.network.policy_head.weight)
+    return module
+
+
+def test_output_does_not_depend_on_previous_action_reward_or_done():
+    module = make_a2c(arms=4)
+    n = 6
+    obs = torch.zeros(n, 1)
+    generator = torch.Generator().manual_seed(1)
+    phis = [
+        build_phi(
+            obs,
+            torch.randint(-1, 4, (n,), generator=generator),
+            torch.rand(n, generator=generator),
+            torch.rand(n, generator=generator) < 0.5,
+            4,
+        )
+        for _ in range(3)
+    ]
+    assert not torch.equal(phis[0], phis[1])
+    with torch.no_grad():
+        outputs = [module.network(module.observation(phi)) for phi in phis]
+    for logits, values in outputs[1:]:
+        torch.testing.assert_close(logits, outputs[0][0])
+        torch.testing.assert_close(values, outputs[0][1])
+
+
+def test_no_memory_in_rollouts_or_evaluation():
+    module = make_a2c(arms=4, pulls=6)
+    assert module.initial_state(5) == ()
+    engine = TrialEngine(module.family, 5, task_generator(0, "train"))
+    view = engine.start()
+    policy = module.make_policy()
+    policy.begin(module.family, 5, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        first_logits, _ = module.network(view.obs)
+    for _ in range(8):  # crosses a trial boundary
+        actions, extras, state = module.act(view, (), None)
+        assert state == ()
+        with torch.no_grad():
+            logits, _ = module.network(view.obs)
+        torch.testing.assert_close(logits, first_logits)  # the same distribution at every step
+        _, view = engine.step(policy.act(view))
+
+
+def test_a2c_run_through_the_real_trainer():
+    spec = load_run_config(
+        "a2c",
+        "bernoulli-bandit",
+        [
+            "task.arms=3",
+            "task.pulls=5",
+            "algo.batch_size=20",
+            "trainer.env_steps=1000",
+            "eval.trials=50",
+        ],
+    )
+    outcome = fit_and_evaluate(spec, logger=None, progress=False)
+    assert int(outcome.module.env_steps) == 1000
+    assert outcome.trainer.global_step == 10  # one optimizer step per rollout batch
+    assert len(outcome.result.per_episode_returns) == 5
+    assert 0.0 <= outcome.result.mean_total_reward <= 5.0
+
+
+@pytest.mark.slow
+def test_a2c_stays_at_best_fixed_arm_value_with_a_flat_curve():
+    spec = load_run_config(
+        "a2c",
+        "bernoulli-bandit",
+        ["task.arms=5", "task.pulls=10", "seed=100", "trainer.env_steps=500000"],
+    )
+    outcome = fit_and_evaluate(spec, logger=None, progress=False)
+    module = outcome.module
+    result = evaluate_policy(module.make_policy(), module.family, 5000, seed=100, split="tune")
+    assert abs(result.mean_total_reward - 5.0) < 4 * result.stderr + 0.05
+    curve = torch.tensor(result.per_episode_returns)
+    assert (curve - curve.mean()).abs().max() < 0.04  # flat: no adaptation within the trial
