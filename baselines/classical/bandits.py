@@ -22,7 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from baselines.classical.sampling import sample_beta
 from baselines.strategies import register_strategy
@@ -58,17 +57,19 @@ class CountingPolicy:
     def update(self, view: StepView) -> None:
         """Add the previous pull to the counts; clear the slots where a new trial starts."""
         fresh = view.reset
-        keep = (~fresh).unsqueeze(1).to(self.successes.dtype)
-        pulled = ((view.prev_action >= 0) & ~fresh).unsqueeze(1).to(self.successes.dtype)
-        one_hot = F.one_hot(view.prev_action.clamp(min=0), self.num_arms) * pulled
-        reward = view.prev_reward.unsqueeze(1)
-        self.successes = self.successes * keep + one_hot * reward
-        self.failures = self.failures * keep + one_hot * (1.0 - reward)
         if bool(fresh.any()):
+            rows = fresh.unsqueeze(1)
+            self.successes.masked_fill_(rows, 0.0)
+            self.failures.masked_fill_(rows, 0.0)
             new_order = torch.rand(
                 self.priority.shape, generator=self.generator, device=self.device
             )
-            self.priority = torch.where(fresh.unsqueeze(1), new_order, self.priority)
+            self.priority = torch.where(rows, new_order, self.priority)
+        pulled = ((view.prev_action >= 0) & ~fresh).to(self.successes.dtype)
+        arm = view.prev_action.clamp(min=0).unsqueeze(1)
+        success = (view.prev_reward * pulled).unsqueeze(1)
+        self.successes.scatter_add_(1, arm, success)
+        self.failures.scatter_add_(1, arm, pulled.unsqueeze(1) - success)
 
     def argmax(self, values: torch.Tensor) -> torch.Tensor:
         """Row-wise argmax of ``values`` [n, arms], ties broken by the trial's priority order."""
