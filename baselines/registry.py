@@ -7,6 +7,7 @@ Besides the built-ins, an algorithm can be named as ``package.module:ClassName``
 
 from __future__ import annotations
 
+import functools
 import importlib
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
@@ -63,7 +64,9 @@ def _import_algorithm(path: str) -> type[MetaRLAlgorithm]:
     return obj
 
 
+@functools.cache
 def _load_entry_points() -> None:
+    # Scanning the installed distributions costs ~50 ms; once per process is enough.
     for entry in entry_points(group=ENTRY_POINT_GROUP):
         if entry.name not in ALGORITHMS:
             ALGORITHMS[entry.name] = entry.load()

@@ -100,6 +100,30 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Run a sweep (resumable, in parallel) and print its comparison table."""
+    from benchmark.sweep import sweep_command
+    from benchmark.tracking import resolve_tracking_uri
+
+    return sweep_command(
+        args.config,
+        args.overrides,
+        args.launcher,
+        args.workers,
+        resolve_tracking_uri(args.tracking_uri),
+        args.ray_address,
+    )
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    """Compare the runs of an experiment: per-setting CIs, IQM, probability of improvement."""
+    from benchmark.table import table_command
+    from benchmark.tracking import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(args.tracking_uri)
+    return table_command(args.experiment, args.baseline, args.format, args.out, uri)
+
+
 def cmd_perf(args: argparse.Namespace) -> int:
     """Measure training speed against the plain-PyTorch parity loop."""
     from benchmark.perf import run_perf
@@ -161,6 +185,21 @@ def build_parser() -> OneLineParser:
     reproduce.add_argument("--json", action="store_true")
     reproduce.add_argument("--tracking-uri", default=argparse.SUPPRESS, help="MLflow tracking URI")
 
+    sweep = sub.add_parser("sweep", help="run a grid of algorithms x tasks x seeds, resumably")
+    sweep.add_argument("config", help="a built-in sweep (quick, bandits, full) or a YAML path")
+    sweep.add_argument("overrides", nargs="*", help="seeds=5, trainer.env_steps=10000, ...")
+    sweep.add_argument("--launcher", default="local", help="local (process pool) or ray")
+    sweep.add_argument("--workers", type=int, default=None, help="parallel runs (default: cores)")
+    sweep.add_argument("--ray-address", default=None, help="Ray cluster to join (default: local)")
+    sweep.add_argument("--tracking-uri", default=argparse.SUPPRESS, help="MLflow tracking URI")
+
+    table = sub.add_parser("table", help="comparison table of an experiment's runs")
+    table.add_argument("--experiment", default=None, help="default: the latest sweep's")
+    table.add_argument("--baseline", default=None, help="P(improvement) baseline (default a2c)")
+    table.add_argument("--format", default="markdown", help="markdown, csv, latex or json")
+    table.add_argument("--out", default=None, help="also write the table to this file")
+    table.add_argument("--tracking-uri", default=argparse.SUPPRESS, help="MLflow tracking URI")
+
     perf = sub.add_parser("perf", help="training speed against the plain PyTorch parity loop")
     perf.add_argument("--json", action="store_true")
     perf.add_argument("--quick", action="store_true", help="fewer repetitions (for tests)")
@@ -172,6 +211,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run,
     "evaluate": cmd_evaluate,
     "perf": cmd_perf,
+    "sweep": cmd_sweep,
+    "table": cmd_table,
     "reproduce": cmd_reproduce,
 }
 

@@ -7,6 +7,7 @@ import json
 import math
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,40 @@ def make_trainer(spec: RunSpec, module: MetaRLAlgorithm, logger: Any, progress: 
     )
 
 
+@dataclass
+class FitOutcome:
+    """A trained and evaluated module, before anything is recorded."""
+
+    module: MetaRLAlgorithm
+    trainer: pl.Trainer
+    result: EvalResult
+    train_seconds: float
+
+
+def fit_and_evaluate(spec: RunSpec, logger: Any, progress: bool) -> FitOutcome:
+    """Seed, build, train and evaluate one run; training metrics go to ``logger``.
+
+    Args:
+        spec: the validated run config.
+        logger: a Lightning logger (MLflow for ``run``; an in-memory one inside a sweep worker).
+        progress: show Lightning's progress bar.
+    """
+    torch.set_num_threads(spec.config.trainer.threads)
+    pl.seed_everything(spec.seed, verbose=False)
+    module = build_module(spec)
+    trainer = make_trainer(spec, module, logger, progress)
+    started = time.perf_counter()
+    trainer.fit(module, MetaRLDataModule(spec.seed))
+    train_seconds = time.perf_counter() - started
+    return FitOutcome(module, trainer, evaluate_module(module, spec), train_seconds)
+
+
+def run_tags(spec: RunSpec) -> dict[str, str]:
+    """The tags of a run: git commit and dirty flag, config hash, algorithm and task names."""
+    tags = {**git_tags(), "config_hash": spec.config_hash(), "algorithm": spec.algo_name}
+    return {**tags, "task": spec.task_name}
+
+
 def train_and_evaluate(
     spec: RunSpec, tracking_uri: str, experiment: str = DEFAULT_EXPERIMENT, progress: bool = True
 ) -> dict[str, Any]:
@@ -66,22 +101,16 @@ def train_and_evaluate(
     Returns:
         the run's summary: run_id, evaluation numbers, env_steps, train_seconds.
     """
-    torch.set_num_threads(spec.config.trainer.threads)
-    pl.seed_everything(spec.seed, verbose=False)
-    module = build_module(spec)
-    tags = {**git_tags(), "config_hash": spec.config_hash(), "algorithm": spec.algo_name}
-    tags["task"] = spec.task_name
-    logger = make_logger(tracking_uri, experiment, f"{spec.algo_name}/{spec.task_name}", tags)
+    logger = make_logger(
+        tracking_uri, experiment, f"{spec.algo_name}/{spec.task_name}", run_tags(spec)
+    )
     status = "FAILED"
     try:
         logger.log_hyperparams(flatten(OmegaConf.to_container(spec.config, resolve=True)))
-        trainer = make_trainer(spec, module, logger, progress)
-        started = time.perf_counter()
-        trainer.fit(module, MetaRLDataModule(spec.seed))
-        train_seconds = time.perf_counter() - started
-        result = evaluate_module(module, spec)
-        summary = summarise(logger.run_id, result, int(module.env_steps), train_seconds)
-        log_results(logger, spec, trainer, result, summary)
+        fit = fit_and_evaluate(spec, logger, progress)
+        env_steps = int(fit.module.env_steps)
+        summary = summarise(logger.run_id, fit.result, env_steps, fit.train_seconds)
+        log_results(logger, spec, fit.trainer, fit.result, summary)
         status = "FINISHED"
         return summary
     except KeyboardInterrupt:
@@ -120,23 +149,43 @@ def summarise(run_id: str, result: EvalResult, env_steps: int, seconds: float) -
 
 def log_results(logger, spec: RunSpec, trainer: pl.Trainer, result: EvalResult, summary) -> None:
     """Log evaluation metrics, the adaptation curve and the artifacts to the run."""
-    metrics = {
+    logger.log_metrics(eval_metrics(result, summary["train_seconds"]), step=summary["env_steps"])
+    client, run_id = logger.experiment, logger.run_id
+    with tempfile.TemporaryDirectory() as tmp:
+        for path, folder in write_artifacts(spec, trainer, result, Path(tmp)):
+            client.log_artifact(run_id, str(path), folder)
+
+
+def eval_metrics(result: EvalResult, train_seconds: float) -> dict[str, float]:
+    """The end-of-run metrics of a learned run."""
+    return {
         "eval/mean_total_reward": result.mean_total_reward,
         "eval/stderr": result.stderr,
         "eval/normalized_score": result.normalized_score,
         "eval/regret": result.regret,
-        "train_seconds": summary["train_seconds"],
+        "train_seconds": train_seconds,
     }
-    logger.log_metrics(metrics, step=summary["env_steps"])
-    client, run_id = logger.experiment, logger.run_id
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        (folder / "config.yaml").write_text(OmegaConf.to_yaml(spec.config))
-        (folder / "evaluation.json").write_text(json.dumps(result.as_dict(), indent=2))
-        trainer.save_checkpoint(folder / "final.ckpt")
-        client.log_artifact(run_id, str(folder / "config.yaml"))
-        client.log_artifact(run_id, str(folder / "evaluation.json"))
-        client.log_artifact(run_id, str(folder / "final.ckpt"), "checkpoints")
+
+
+def write_artifacts(
+    spec: RunSpec, trainer: pl.Trainer, result: EvalResult, folder: Path
+) -> list[tuple[Path, str | None]]:
+    """Write the run's artifacts into ``folder``; return (file, artifact folder) pairs.
+
+    Args:
+        spec: the run config (saved as ``config.yaml``).
+        trainer: the fitted trainer (saves ``checkpoints/final.ckpt``).
+        result: the evaluation (saved as ``evaluation.json``, with the adaptation curve).
+        folder: an existing local directory.
+    """
+    (folder / "config.yaml").write_text(OmegaConf.to_yaml(spec.config))
+    (folder / "evaluation.json").write_text(json.dumps(result.as_dict(), indent=2))
+    trainer.save_checkpoint(folder / "final.ckpt")
+    return [
+        (folder / "config.yaml", None),
+        (folder / "evaluation.json", None),
+        (folder / "final.ckpt", "checkpoints"),
+    ]
 
 
 def load_module(reference: str, tracking_uri: str) -> MetaRLAlgorithm:

@@ -1,0 +1,200 @@
+"""Render a :class:`benchmark.table.Report` as markdown, csv, LaTeX or JSON.
+
+The csv and JSON forms are the long summary itself (one row per statistic, with n, the estimate,
+the CI bounds and the CI method); markdown and LaTeX show one table per task setting and one across
+settings, and state n and the CI methods.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from benchmark import stats
+
+if TYPE_CHECKING:
+    from benchmark.table import Report
+
+COLUMNS = {
+    "total_reward": "total reward",
+    "normalized_score": "normalised score",
+    "regret": "regret",
+}
+
+
+def render(report: Report, fmt: str, plots_relative_to: Path | None = None) -> str:
+    """The report as text in ``fmt``.
+
+    Args:
+        report: the built report.
+        fmt: ``markdown``, ``csv``, ``latex`` or ``json``.
+        plots_relative_to: for markdown, link the plots relative to this folder.
+    """
+    if fmt == "csv":
+        return report.summary.to_csv(index=False)
+    if fmt == "json":
+        return _json(report)
+    if fmt == "latex":
+        return _latex(report)
+    return _markdown(report, plots_relative_to)
+
+
+def setting_tables(report: Report) -> list[tuple[str, pd.DataFrame]]:
+    """One display table per setting: algorithm, kind, n, mean ± CI of each metric, tuned values."""
+    per = report.summary[report.summary["scope"] == "setting"]
+    tables = []
+    for setting in sorted(per["setting"].unique(), key=natural_key):
+        group = per[per["setting"] == setting]
+        rows = []
+        for (algorithm, kind), entries in group.groupby(["algorithm", "kind"], sort=False):
+            row = {"algorithm": algorithm, "kind": kind, "n": int(entries["n"].max())}
+            by_metric = entries.set_index("statistic")
+            for metric, title in COLUMNS.items():
+                if metric in by_metric.index:
+                    entry = by_metric.loc[metric]
+                    row[title] = _plus_minus(entry["estimate"], entry["ci_low"], entry["ci_high"])
+                    row[f"_{metric}"] = entry["estimate"]
+            rows.append(row)
+        table = pd.DataFrame(rows)
+        table["_learned"] = table["kind"] != "learned"
+        table = table.sort_values(["_learned", "_total_reward"], ascending=[True, False])
+        table = _add_tuned(table, report, setting)
+        tables.append((setting, table[[c for c in table.columns if not c.startswith("_")]]))
+    return tables
+
+
+def aggregate_table(report: Report) -> pd.DataFrame:
+    """Across settings: IQM of normalised scores and P(improvement), each with its 95% CI."""
+    agg = report.summary[report.summary["scope"] != "setting"]
+    rows = []
+    for (algorithm, kind), entries in agg.groupby(["algorithm", "kind"], sort=False):
+        by_stat = entries.set_index("statistic")
+        iqm = by_stat.loc["iqm_normalized_score"]
+        row = {"algorithm": algorithm, "kind": kind, "settings": iqm["setting"].split()[0]}
+        row |= {"runs": int(iqm["n"]), "IQM normalised score [95% CI]": _bracket(iqm)}
+        row["_order"] = (kind != "learned", -iqm["estimate"])
+        if report.baseline:
+            key = f"p_improvement_over_{report.baseline}"
+            cell = _bracket(by_stat.loc[key]) if key in by_stat.index else "—"
+            row[f"P(X > {report.baseline}) [95% CI]"] = cell
+        rows.append(row)
+    table = pd.DataFrame(rows).sort_values("_order")
+    return table.drop(columns="_order")
+
+
+def methods_text(report: Report) -> list[str]:
+    """The sentences that state n, the CI methods and the normalisation."""
+    trials = ", ".join(str(t) for t in report.trials) or "?"
+    lines = [
+        f"Per setting: mean ± 95% CI over seeds ({stats.T_INTERVAL}); n = number of seeds. "
+        f"Each run is evaluated on {trials} held-out trials (the test task stream of its seed).",
+        "Normalised score: random = 0, oracle = 1 (their expected totals on the same held-out "
+        "tasks); regret: the oracle's expected total minus the policy's.",
+        "Across settings: IQM = interquartile mean of the normalised scores of all runs "
+        "(settings x seeds); P(X > Y) = probability that a run of X scores higher than a run "
+        "of Y on the same setting, averaged over settings (Agarwal et al. 2021). "
+        f"95% CIs: {stats.BOOTSTRAP}.",
+    ]
+    return lines + report.notes
+
+
+def _markdown(report: Report, plots_relative_to: Path | None) -> str:
+    runs = report.runs
+    counts = runs["kind"].value_counts().to_dict()
+    parts = [
+        f"# `{report.name}`: comparison table",
+        "",
+        f"MLflow experiment `{report.experiment}`: {len(runs)} runs "
+        f"({', '.join(f'{k}: {v}' for k, v in sorted(counts.items()))}). "
+        "Regenerate with `metarl-bench table --experiment " + report.experiment + "`.",
+        "",
+        *[f"{line}  " for line in methods_text(report)],
+    ]
+    for setting, table in setting_tables(report):
+        parts += ["", f"## {setting}", "", _markdown_table(table)]
+        if plots_relative_to is not None:
+            parts += _plot_links(report, setting, plots_relative_to)
+    parts += ["", "## Across settings", "", _markdown_table(aggregate_table(report))]
+    return "\n".join(parts)
+
+
+def _plot_links(report: Report, setting: str, relative_to: Path) -> list[str]:
+    from benchmark.plots import slug
+
+    links = []
+    for plot in report.plots:
+        if plot.stem.split("_", 1)[-1] == slug(setting):
+            kind = plot.stem.split("_", 1)[0]
+            links.append(f"![{kind} curves]({plot.relative_to(relative_to).as_posix()})")
+    return ["", " ".join(links)] if links else []
+
+
+def _markdown_table(table: pd.DataFrame) -> str:
+    header = "| " + " | ".join(str(c) for c in table.columns) + " |"
+    rule = "|" + "|".join("---" for _ in table.columns) + "|"
+    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join([header, rule, *body])
+
+
+def _latex(report: Report) -> str:
+    parts = [f"% {report.name}: comparison table (MLflow experiment {report.experiment})"]
+    parts += [f"% {line}" for line in methods_text(report)]
+    for setting, table in setting_tables(report):
+        parts += [f"% {setting}", table.to_latex(index=False, escape=True, caption=setting)]
+    aggregate = aggregate_table(report)
+    parts.append(aggregate.to_latex(index=False, escape=True, caption="Across settings"))
+    return "\n".join(parts)
+
+
+def _json(report: Report) -> str:
+    summary = report.summary.astype(object).where(report.summary.notna(), None)
+    payload = {
+        "name": report.name,
+        "experiment": report.experiment,
+        "baseline": report.baseline,
+        "methods": methods_text(report),
+        "summary": summary.to_dict("records"),
+    }
+    return json.dumps(payload, indent=2)
+
+
+def natural_key(text: str) -> list:
+    """Sort key that orders ``pulls=5`` before ``pulls=10``."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+
+
+def _add_tuned(table: pd.DataFrame, report: Report, setting: str) -> pd.DataFrame:
+    runs = report.runs[(report.runs["setting"] == setting) & (report.runs["tuned"] != "")]
+    if runs.empty:
+        return table
+    tuned = runs.groupby("algorithm")["tuned"].agg(lambda v: " / ".join(sorted(set(v))))
+    table["tuned"] = table["algorithm"].map(tuned).fillna("")
+    return table
+
+
+def _plus_minus(estimate: float, low: float, high: float) -> str:
+    if math.isnan(low):
+        return _number(estimate)
+    return f"{_number(estimate)} ± {_number((high - low) / 2)}"
+
+
+def _bracket(entry: pd.Series) -> str:
+    if math.isnan(entry["ci_low"]):
+        return _number(entry["estimate"])
+    low, high = _number(entry["ci_low"]), _number(entry["ci_high"])
+    return f"{_number(entry['estimate'])} [{low}, {high}]"
+
+
+def _number(value: float) -> str:
+    return (
+        f"{value:.1f}"
+        if abs(value) >= 100
+        else f"{value:.3f}"
+        if abs(value) < 10
+        else f"{value:.2f}"
+    )

@@ -1,0 +1,203 @@
+"""What a sweep worker does with one job: train (or evaluate) it and hand the record back.
+
+A worker never writes to MLflow. Training metrics go to an in-memory Lightning logger, artifacts are
+read back as bytes, and the whole record returns to the sweep driver, which is the only process that
+writes to the tracking store. Parallel workers therefore cannot hit sqlite's "database is locked",
+and a run is marked FINISHED only by a live driver that holds its complete record.
+
+The same :func:`execute_job` runs in a local process pool and in a Ray task.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import tempfile
+import threading
+import time
+import traceback
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pytorch_lightning.loggers.logger import Logger, rank_zero_experiment
+
+PARENT_POLL_SECONDS = 0.5
+
+
+@dataclass
+class Job:
+    """One run of a sweep: a learned algorithm to train, or a classical strategy to evaluate."""
+
+    kind: str
+    """``learned`` or ``classical``."""
+    name: str
+    """The algorithm (registered name or ``module:Class``) or the strategy name."""
+    task: str
+    """The registered family."""
+    task_params: dict[str, Any]
+    """The family's resolved parameters (the task setting)."""
+    seed: int
+    """The run's seed (training streams and the held-out test stream derive from it)."""
+    overrides: list[str]
+    """``key=value`` strings that rebuild the run's config in the worker."""
+    config_hash: str
+    """The hash of the resolved config: the run's identity for resume."""
+    params: dict[str, Any] = field(default_factory=dict)
+    """The flattened resolved config, logged as MLflow params."""
+    config_yaml: str = ""
+    """The resolved config as YAML (the ``config.yaml`` artifact)."""
+    trials: int = 1000
+    """Held-out evaluation trials (classical jobs; learned ones read ``eval.trials``)."""
+    eval_seed: int = 0
+    """Seed of the held-out test stream (classical jobs)."""
+    cpus: int = 1
+    """CPU cores the run occupies (worker slots locally, ``num_cpus`` on Ray)."""
+
+    @property
+    def setting(self) -> str:
+        """The task setting as text, e.g. ``bernoulli-bandit arms=5 pulls=10``."""
+        return " ".join([self.task, *(f"{k}={v}" for k, v in self.task_params.items())])
+
+    @property
+    def label(self) -> str:
+        """A short run name: ``algorithm | setting | seed``."""
+        return f"{self.name} | {self.setting} | seed {self.seed}"
+
+
+class MemoryLogger(Logger):
+    """A Lightning logger that keeps metrics in memory (for the driver to write to MLflow)."""
+
+    def __init__(self):
+        super().__init__()
+        self.history: list[tuple[str, float, int, int]] = []
+
+    @property
+    def name(self) -> str:
+        return "memory"
+
+    @property
+    def version(self) -> str:
+        return "0"
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> None:
+        return None
+
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        """Params are logged by the driver from the job's resolved config."""
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        """Record (key, value, step, timestamp in ms) for every metric."""
+        stamp = int(time.time() * 1000)
+        for key, value in metrics.items():
+            self.history.append((key, float(value), int(step or 0), stamp))
+
+
+def init_worker(parent_pid: int | None, stop: Any | None) -> None:
+    """Prepare a worker process: one torch thread, no per-run output, die with the driver.
+
+    Args:
+        parent_pid: the driver's pid; the worker exits when its parent changes (driver killed).
+        stop: a multiprocessing Event; the worker exits as soon as the driver sets it.
+    """
+    quiet_worker()
+    if parent_pid is not None:
+        threading.Thread(target=_watch_parent, args=(parent_pid, stop), daemon=True).start()
+
+
+def quiet_worker() -> None:
+    """One intra-op thread and no Lightning chatter: a sweep fills cores with runs, not threads."""
+    import torch
+
+    torch.set_num_threads(1)
+    warnings.filterwarnings("ignore")
+    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _watch_parent(parent_pid: int, stop: Any | None) -> None:
+    # A killed driver cannot stop its workers; they notice the new parent and exit themselves.
+    while os.getppid() == parent_pid:
+        if stop is None:
+            time.sleep(PARENT_POLL_SECONDS)
+        elif stop.wait(PARENT_POLL_SECONDS):
+            break
+    os._exit(1)
+
+
+def execute_job(job: Job) -> dict[str, Any]:
+    """Run one job; return its record (never raises for an ordinary failure of the run).
+
+    Args:
+        job: the run to train or evaluate.
+
+    Returns:
+        ``status`` (FINISHED or FAILED), ``metrics`` [(key, value, step, ms)], ``extra_params``,
+        ``artifacts`` {relative path: bytes}, ``summary``, ``seconds``, ``worker`` and, on failure,
+        ``error`` (one line) and ``traceback``.
+    """
+    quiet_worker()
+    started = time.perf_counter()
+    try:
+        record = _train(job) if job.kind == "learned" else _evaluate(job)
+        record["status"] = "FINISHED"
+    except Exception as error:  # the run failed; the driver records it as FAILED and goes on
+        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        record = {
+            "status": "FAILED",
+            "error": f"{type(error).__name__}: {message}",
+            "traceback": traceback.format_exc(),
+        }
+    record["seconds"] = time.perf_counter() - started
+    record["worker"] = f"{socket.gethostname()}:{os.getpid()}"
+    return record
+
+
+def _train(job: Job) -> dict[str, Any]:
+    from benchmark.config import load_run_config
+    from benchmark.runner import eval_metrics, fit_and_evaluate, write_artifacts
+
+    spec = load_run_config(job.name, job.task, job.overrides)
+    if spec.config_hash() != job.config_hash:
+        raise RuntimeError(f"config of {job.label} resolved differently in the worker")
+    logger = MemoryLogger()
+    fit = fit_and_evaluate(spec, logger, progress=False)
+    env_steps = int(fit.module.env_steps)
+    stamp = int(time.time() * 1000)
+    metrics = list(logger.history)
+    for key, value in eval_metrics(fit.result, fit.train_seconds).items():
+        metrics.append((key, float(value), env_steps, stamp))
+    with tempfile.TemporaryDirectory() as tmp:
+        files = write_artifacts(spec, fit.trainer, fit.result, Path(tmp))
+        artifacts = {_artifact_path(path, folder): path.read_bytes() for path, folder in files}
+    summary = {"mean_total_reward": fit.result.mean_total_reward, "env_steps": env_steps}
+    return {"metrics": metrics, "artifacts": artifacts, "extra_params": {}, "summary": summary}
+
+
+def _evaluate(job: Job) -> dict[str, Any]:
+    import json
+
+    from benchmark.policies import evaluate_reference
+
+    payload = evaluate_reference(job.name, job.task, job.overrides, job.trials, job.eval_seed)
+    stamp = int(time.time() * 1000)
+    metrics = [
+        (f"eval/{key}", float(payload[key]), 0, stamp)
+        for key in ("mean_total_reward", "stderr", "normalized_score", "regret")
+    ]
+    tuned = payload.get("tuned") or {}
+    artifacts = {
+        "config.yaml": job.config_yaml.encode(),
+        "evaluation.json": json.dumps(payload, indent=2).encode(),
+    }
+    extra = {f"tuned.{key}": value for key, value in tuned.items()}
+    summary = {"mean_total_reward": payload["mean_total_reward"], "env_steps": 0}
+    return {"metrics": metrics, "artifacts": artifacts, "extra_params": extra, "summary": summary}
+
+
+def _artifact_path(path: Path, folder: str | None) -> str:
+    return f"{folder}/{path.name}" if folder else path.name
