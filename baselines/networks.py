@@ -40,8 +40,6 @@ class RecurrentActorCritic(nn.Module):
         self.rnn = rnn_class(input_dim, hidden_size)
         self.policy_head = nn.Linear(hidden_size, num_actions)
         self.value_head = nn.Linear(hidden_size, 1)
-        nn.init.orthogonal_(self.policy_head.weight, gain=0.01)
-        nn.init.zeros_(self.policy_head.bias)
 
     def initial_state(self, batch_size: int, device: torch.device | str) -> RecurrentState:
         """An all-zero hidden state for ``batch_size`` slots."""

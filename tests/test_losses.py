@@ -1,0 +1,97 @@
+"""Return estimators and the A2C loss against naive Python loops."""
+
+from __future__ import annotations
+
+import torch
+
+from baselines.losses import a2c_loss, gae, n_step_returns
+
+
+def naive_n_step(rewards, dones, bootstrap, gamma):
+    T, n = len(rewards), len(rewards[0])
+    out = [[0.0] * n for _ in range(T)]
+    for i in range(n):
+        for t in range(T):
+            total, discount, k = 0.0, 1.0, t
+            while True:
+                total += discount * rewards[k][i]
+                if dones[k][i]:
+                    break
+                discount *= gamma
+                k += 1
+                if k == T:  # truncated segment: bootstrap from the critic
+                    total += discount * bootstrap[i]
+                    break
+            out[t][i] = total
+    return out
+
+
+def naive_gae(rewards, values, dones, bootstrap, gamma, lam):
+    T, n = len(rewards), len(rewards[0])
+    out = [[0.0] * n for _ in range(T)]
+    for i in range(n):
+        for t in range(T):
+            total, weight = 0.0, 1.0
+            for k in range(t, T):
+                next_value = (
+                    0.0 if dones[k][i] else (values[k + 1][i] if k + 1 < T else bootstrap[i])
+                )
+                delta = rewards[k][i] + gamma * next_value - values[k][i]
+                total += weight * delta
+                if dones[k][i]:
+                    break
+                weight *= gamma * lam
+            out[t][i] = total
+    return out
+
+
+def random_segment(T=7, n=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    rewards = torch.rand(T, n, generator=g)
+    values = torch.rand(T, n, generator=g)
+    dones = torch.zeros(T, n, dtype=torch.bool)
+    dones[2, 0] = True  # a trial ends mid-segment in slot 0
+    dones[6, 1] = True  # slot 1's trial ends exactly at the segment end
+    dones[3, 2] = dones[4, 2] = True  # slot 2: two trial ends, then truncation
+    bootstrap = torch.tensor([0.7, 5.0, -0.3])
+    return rewards, values, dones, bootstrap
+
+
+def test_n_step_returns_match_naive_loop_with_truncation_and_trial_ends():
+    rewards, _, dones, bootstrap = random_segment()
+    got = n_step_returns(rewards, dones, bootstrap, 0.9)
+    want = torch.tensor(naive_n_step(rewards.tolist(), dones.tolist(), bootstrap.tolist(), 0.9))
+    torch.testing.assert_close(got, want)
+    # slot 1 ends its trial at the last step: the bootstrap value 5.0 must not leak in
+    assert got[6, 1] == rewards[6, 1]
+
+
+def test_gae_matches_naive_loop_and_reduces_to_n_step_at_lambda_one():
+    rewards, values, dones, bootstrap = random_segment(seed=1)
+    got = gae(rewards, values, dones, bootstrap, 0.99, 0.3)
+    want = naive_gae(
+        rewards.tolist(), values.tolist(), dones.tolist(), bootstrap.tolist(), 0.99, 0.3
+    )
+    torch.testing.assert_close(got, torch.tensor(want))
+    full = gae(rewards, values, dones, bootstrap, 0.9, 1.0) + values
+    torch.testing.assert_close(full, n_step_returns(rewards, dones, bootstrap, 0.9))
+
+
+def test_a2c_loss_matches_hand_computation():
+    logits = torch.tensor([[[0.0, 1.0]], [[2.0, 0.0]]], requires_grad=True)
+    values = torch.tensor([[0.5], [1.0]], requires_grad=True)
+    actions = torch.tensor([[1], [0]])
+    returns = torch.tensor([[1.5], [0.0]])
+    loss, parts = a2c_loss(logits, values, actions, returns, value_coef=0.5, entropy_coef=0.1)
+    logp = torch.log_softmax(logits.detach(), -1)
+    adv = torch.tensor([1.0, -1.0])
+    policy = -(logp[0, 0, 1] * adv[0] + logp[1, 0, 0] * adv[1]) / 2
+    value = 0.5 * (1.0**2 + 1.0**2) / 2
+    probs = logp.exp()
+    entropy = -(probs * logp).sum(-1).mean()
+    torch.testing.assert_close(parts["policy_loss"], policy)
+    torch.testing.assert_close(parts["value_loss"], torch.tensor(value))
+    torch.testing.assert_close(loss.detach(), policy + 0.5 * value - 0.1 * entropy)
+    loss.backward()
+    # the critic gets gradient only through the value loss: d/dV of 0.5*0.5*mean((R-V)^2)
+    torch.testing.assert_close(values.grad, torch.tensor([[-0.25], [0.25]]))

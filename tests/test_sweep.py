@@ -1,0 +1,198 @@
+"""Sweeps end to end: real process pools, a real MLflow sqlite store, resume after ``kill -9``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+from store_support import fresh_store
+
+from benchmark.cli import main
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "new_algorithm"
+GRU = "my_pkg.gru_a2c:GRUA2C"
+
+
+def write_sweep(folder: Path, name: str, **changes) -> Path:
+    """A tiny sweep (seconds per run) written to ``folder/<name>.yaml``."""
+    sweep = {
+        "name": name,
+        "seeds": 2,
+        "overrides": {"trainer.env_steps": 3000, "eval.trials": 50, "algo.batch_size": 64},
+        "algorithms": ["lstm-a2c"],
+        "strategies": ["random", "oracle"],
+        "tasks": [{"name": "bernoulli-bandit", "variants": [{"arms": 2, "pulls": 5}]}],
+        **changes,
+    }
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(sweep))
+    return path
+
+
+def runs_of(uri: str, experiment: str) -> pd.DataFrame:
+    """Every run of ``experiment`` with its status and tags (parents included)."""
+    client = MlflowClient(uri)
+    found = client.get_experiment_by_name(experiment)
+    rows = []
+    for run in client.search_runs([found.experiment_id], max_results=1000):
+        tags = run.data.tags
+        rows.append(
+            {
+                "run_id": run.info.run_id,
+                "status": run.info.status,
+                "role": tags.get("metarl.role"),
+                "parent": tags.get("mlflow.parentRunId"),
+                "algorithm": tags.get("algorithm"),
+                "seed": run.data.params.get("seed"),
+                "config_hash": tags.get("config_hash"),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path, fresh_store(tmp_path)
+
+
+def test_two_workers_with_a_user_algorithm_then_resume_skips_finished(workdir, capfd, monkeypatch):
+    folder, uri = workdir
+    monkeypatch.syspath_prepend(str(EXAMPLE))
+    path = write_sweep(folder, "tiny", algorithms=["lstm-a2c", GRU])
+    assert main(["--tracking-uri", uri, "sweep", str(path), "--workers", "2"]) == 0
+    out, err = capfd.readouterr()
+    assert "database is locked" not in err + out
+    assert "8 to run" in err and "[8/8]" in err
+
+    runs = runs_of(uri, "tiny")
+    parents = runs[runs["role"] == "parent"]
+    children = runs[runs["role"] == "child"]
+    assert len(parents) == 1 and parents["status"].item() == "FINISHED"
+    assert len(children) == 8 and set(children["status"]) == {"FINISHED"}
+    assert set(children["parent"]) == {parents["run_id"].item()}
+    workers = {
+        MlflowClient(uri).get_run(run_id).data.tags["metarl.worker"]
+        for run_id in children["run_id"]
+    }
+    assert len(workers) == 2, "both pool processes ran jobs"
+
+    # The new algorithm sits in the table beside the baseline and the strategies, n = 2 seeds.
+    assert f"| {GRU} | learned | 2 |" in out
+    assert "| lstm-a2c | learned | 2 |" in out and "| oracle | classical | 2 |" in out
+    assert (folder / "results" / "tiny.md").read_text().count(GRU) >= 2
+    assert (folder / "results" / "tiny.csv").is_file()
+    assert list((folder / "results" / "tiny").glob("adaptation_*.png"))
+
+    # Rerun: everything finished is skipped; the table still has each run exactly once.
+    assert main(["--tracking-uri", uri, "sweep", str(path), "--workers", "2"]) == 0
+    out, err = capfd.readouterr()
+    assert "8 already finished, 0 to run" in err
+    runs = runs_of(uri, "tiny")
+    assert (runs["role"] == "child").sum() == 8
+    assert (runs["role"] == "parent").sum() == 2
+    assert out.count(f"| {GRU} | learned | 2 |") == 1
+
+
+@pytest.mark.parametrize(
+    ("sweep", "cli", "message"),
+    [
+        ({"algorithms": ["nope"]}, [], "unknown algorithm 'nope'; valid algorithms: "),
+        ({"tasks": ["nope-task"]}, [], "unknown task 'nope-task'; valid tasks: bernoulli-bandit"),
+        ({"algorithmz": ["lstm-a2c"]}, [], "unknown key 'algorithmz' in sweep"),
+        ({"overrides": {"trainer.env_stepz": 1}}, [], "unknown key 'trainer.env_stepz'"),
+        ({}, ["trainer.env_stepz=1"], "unknown key 'trainer.env_stepz'"),
+        ({}, ["seedz=3"], "unknown sweep key 'seedz'"),
+        ({"tasks": [{"name": "bernoulli-bandit", "grid": {"armz": [2]}}]}, [], "'task.armz'"),
+        ({"algorithms": ["no_such_pkg.algo:Algo"]}, [], "cannot import algorithm"),
+        ({"algorithms": ["collections:OrderedDict"]}, [], "is not a subclass of"),
+        ({"strategies": ["nope"]}, [], "unknown strategy 'nope'"),
+        ({"seeds": 1}, [], "at least 2 seeds"),
+        ({}, ["--workers", "0"], "--workers must be >= 1, got 0"),
+        ({}, ["--launcher", "slurm"], "unknown launcher 'slurm'"),
+        ({}, ["--ray-address", "auto"], "--ray-address is only used with --launcher ray"),
+    ],
+)
+def test_bad_sweep_input_is_one_line_exit_2_and_starts_nothing(
+    tmp_path, monkeypatch, capsys, sweep, cli, message
+):
+    monkeypatch.chdir(tmp_path)
+    path = write_sweep(tmp_path, "bad", **sweep)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    assert main(["--tracking-uri", uri, "sweep", str(path), *cli]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "results").exists()
+
+
+def test_unknown_builtin_sweep_lists_the_builtins(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["sweep", "nope"]) == 2
+    assert "built-in sweeps: bandits, full, quick" in capsys.readouterr().err
+
+
+def _children_of(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def _alive(pid: int) -> bool:
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def test_kill_9_of_the_driver_then_rerun_gives_every_run_exactly_once(workdir, capfd):
+    folder, uri = workdir
+    path = write_sweep(folder, "killed", seeds=6, strategies=["random"])
+    command = [sys.executable, "-m", "benchmark", "--tracking-uri", uri, "sweep", str(path)]
+    driver = subprocess.Popen([*command, "--workers", "2"], stderr=subprocess.PIPE, text=True)
+    client = MlflowClient(uri)
+    before = pd.DataFrame()
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        if client.get_experiment_by_name("killed") is None:
+            continue
+        before = runs_of(uri, "killed")
+        statuses = before[before["role"] == "child"]["status"].tolist()
+        if "FINISHED" in statuses and "RUNNING" in statuses:
+            break
+    assert driver.poll() is None, driver.stderr.read()
+    workers = _children_of(driver.pid)
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait()
+    for _ in range(50):  # the pool's workers notice their driver is gone and exit
+        if not any(_alive(pid) for pid in workers):
+            break
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in workers)
+
+    finished_before = before[(before["role"] == "child") & (before["status"] == "FINISHED")]
+    after_kill = runs_of(uri, "killed").set_index("run_id")
+    running = after_kill[(after_kill["role"] == "child") & (after_kill["status"] == "RUNNING")]
+    assert len(running) >= 1, "the killed driver left runs that never finished"
+
+    assert main(["--tracking-uri", uri, "sweep", str(path), "--workers", "2"]) == 0
+    capfd.readouterr()
+    final = runs_of(uri, "killed").set_index("run_id")
+    # The runs that were running when the driver died are KILLED, never FINISHED.
+    assert set(final.loc[running.index, "status"]) == {"KILLED"}
+    parents = final[final["role"] == "parent"].sort_values("status")
+    assert list(parents["status"]) == ["FINISHED", "KILLED"]
+    children = final[final["role"] == "child"]
+    done = children[children["status"] == "FINISHED"]
+    # Every (algorithm, seed) of the grid finished exactly once; earlier results were kept.
+    assert len(done) == 12 and done["config_hash"].is_unique
+    assert set(finished_before["run_id"]) <= set(done.index)
+    table = pd.read_csv(folder / "results" / "killed.csv")
+    per_setting = table[(table["scope"] == "setting") & (table["statistic"] == "total_reward")]
+    assert sorted(per_setting["algorithm"]) == ["lstm-a2c", "random"]
+    assert set(per_setting["n"]) == {6}
