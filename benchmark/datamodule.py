@@ -53,8 +53,6 @@ class RolloutCollector:
             k: [] for k in ("phi", "reset", "actions", "rewards", "trial_done", "episode_index")
         }
         extras: dict[str, list[torch.Tensor]] = {}
-        completed_return = torch.zeros((), device=module.device)
-        completed_trials = torch.zeros((), device=module.device)
         for _ in range(steps):
             view = engine.view
             actions, extra, self.state = module.act(view, self.state, self.action_generator)
@@ -70,20 +68,26 @@ class RolloutCollector:
                 fields[key].append(value)
             for key, value in extra.items():
                 extras.setdefault(key, []).append(value)
-            total = self.running_return + transition.reward
-            completed_return += (total * transition.trial_done).sum()
-            completed_trials += transition.trial_done.sum()
-            self.running_return = total * ~transition.trial_done
         batch = {k: torch.stack(v) for k, v in {**fields, **extras}.items()}
-        batch.update(
-            h0=h0,
-            phi_last=engine.view.phi,
-            reset_last=engine.view.reset,
-            env_steps=steps * engine.batch_size,
-            completed_return=completed_return,
-            completed_trials=completed_trials,
-        )
+        batch.update(h0=h0, phi_last=engine.view.phi, reset_last=engine.view.reset)
+        batch.update(env_steps=steps * engine.batch_size, **self._completed_trials(batch))
         return batch
+
+    def _completed_trials(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Total reward of the trials that ended in this segment (for the training curve).
+
+        Computed once per segment, not per step: the cumulative reward (carried over from earlier
+        segments) at each trial end, minus the cumulative reward at the slot's previous trial end.
+        """
+        rewards, done = batch["rewards"], batch["trial_done"]
+        cumulative = self.running_return + rewards.cumsum(0)
+        padded = torch.cat([torch.zeros_like(cumulative[:1]), cumulative])
+        steps = torch.arange(1, len(rewards) + 1, device=rewards.device).unsqueeze(1)
+        last_end = torch.cummax(done * steps, 0).values  # 1 + index of the latest end, 0 if none
+        previous_end = torch.cat([torch.zeros_like(last_end[:1]), last_end[:-1]])
+        trial_totals = cumulative - padded.gather(0, previous_end)
+        self.running_return = cumulative[-1] - padded.gather(0, last_end[-1:])[0]
+        return {"completed_return": (trial_totals * done).sum(), "completed_trials": done.sum()}
 
 
 class _RolloutStream(IterableDataset):

@@ -4,7 +4,7 @@ from tasks import bandits  # noqa: F401  (registers the bandit families)
 from tasks.base import ConfigError, TaskFamily, require, task_generator
 from tasks.gym_env import MetaRLObservation, register_gym_envs
 from tasks.registry import TASKS, get_task_class, make_task, task_names
-from tasks.trial import StepView, Transition, TrialEngine, build_phi, phi_dim
+from tasks.trial import StepView, Transition, TrialEngine, action_codes, build_phi, phi_dim
 
 register_gym_envs()
 
@@ -16,6 +16,7 @@ __all__ = [
     "TaskFamily",
     "TrialEngine",
     "Transition",
+    "action_codes",
     "build_phi",
     "get_task_class",
     "make_task",

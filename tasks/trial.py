@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from tasks.base import EnvState, TaskBatch, TaskFamily, where
 
@@ -27,12 +26,17 @@ def phi_dim(family: TaskFamily) -> int:
     return family.obs_dim + family.num_actions + 2
 
 
+def action_codes(num_actions: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Rows of one-hot codes indexed by ``action + 1``; row 0 (no previous action) is all zeros."""
+    return torch.cat([torch.zeros(1, num_actions), torch.eye(num_actions)]).to(device)
+
+
 def build_phi(
     obs: torch.Tensor,
     prev_action: torch.Tensor,
     prev_reward: torch.Tensor,
     prev_done: torch.Tensor,
-    num_actions: int,
+    codes: torch.Tensor,
 ) -> torch.Tensor:
     """phi(s, a_prev, r_prev, d_prev) as one float vector per slot.
 
@@ -42,13 +46,10 @@ def build_phi(
             which gives an all-zero one-hot.
         prev_reward: float [n].
         prev_done: bool [n], True when the previous step ended an episode.
-        num_actions: size of the one-hot.
+        codes: the one-hot table from :func:`action_codes`.
     """
-    one_hot = F.one_hot(prev_action.clamp(min=0), num_actions).to(obs.dtype)
-    one_hot = one_hot * (prev_action >= 0).unsqueeze(1).to(obs.dtype)
-    return torch.cat(
-        [obs, one_hot, prev_reward.unsqueeze(1), prev_done.unsqueeze(1).to(obs.dtype)], 1
-    )
+    extras = torch.stack([prev_reward, prev_done.to(obs.dtype)], 1)
+    return torch.cat([obs, codes[prev_action + 1], extras], 1)
 
 
 @dataclass
@@ -118,6 +119,7 @@ class TrialEngine:
         self.auto_reset = auto_reset
         self.device = generator.device
         self.env_steps = 0
+        self.codes = action_codes(family.num_actions, self.device)
         self.view: StepView | None = None
 
     # Public API -----------------------------------------------------------------------------
@@ -198,9 +200,7 @@ class TrialEngine:
 
     def _make_view(self) -> StepView:
         obs = self.family.observe(self.tasks, self.state)
-        phi = build_phi(
-            obs, self.prev_action, self.prev_reward, self.prev_done, self.family.num_actions
-        )
+        phi = build_phi(obs, self.prev_action, self.prev_reward, self.prev_done, self.codes)
         self.view = StepView(
             phi=phi,
             obs=obs,

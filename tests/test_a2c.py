@@ -9,7 +9,7 @@ from baselines.a2c import A2C
 from benchmark.config import load_run_config
 from benchmark.evaluation import evaluate_policy
 from benchmark.runner import fit_and_evaluate
-from tasks import TrialEngine, build_phi, task_generator
+from tasks import TrialEngine, action_codes, build_phi, task_generator
 
 
 def make_a2c(arms: int = 4, pulls: int = 6) -> A2C:
@@ -33,7 +33,7 @@ def test_output_does_not_depend_on_previous_action_reward_or_done():
             torch.randint(-1, 4, (n,), generator=generator),
             torch.rand(n, generator=generator),
             torch.rand(n, generator=generator) < 0.5,
-            4,
+            action_codes(4),
         )
         for _ in range(3)
     ]
