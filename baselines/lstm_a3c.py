@@ -282,7 +282,7 @@ class _ActorLearner:
         steps: dict[str, list[torch.Tensor]] = {
             k: [] for k in ("phi", "reset", "actions", "rewards", "trial_done")
         }
-        completed_return = completed_trials = 0.0
+        completed_return, completed_trials = torch.zeros(()), torch.zeros(())
         for _ in range(self.ctx.rollout_steps):
             view = engine.view
             logits, _, self.state = self.local(view.phi[None], self.state, view.reset[None])
@@ -295,8 +295,8 @@ class _ActorLearner:
             ):
                 steps[key].append(value)
             total = self.running_return + transition.reward
-            completed_return += float((total * transition.trial_done).sum())
-            completed_trials += float(transition.trial_done.sum())
+            completed_return += (total * transition.trial_done).sum()
+            completed_trials += transition.trial_done.sum()
             self.running_return = total * ~transition.trial_done
         segment: dict[str, Any] = {k: torch.stack(v) for k, v in steps.items()}
         segment.update(
@@ -311,13 +311,14 @@ class _ActorLearner:
     def _loss(self, segment: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """LSTM-A2C's loss on the local network, recomputing the segment from its initial state."""
         cfg = self.ctx.cfg
-        inputs = torch.cat([segment["phi"], segment["phi_last"][None]])
-        resets = torch.cat([segment["reset"], segment["reset_last"][None]])
-        logits, values, _ = self.local(inputs, segment["h0"], resets)
-        bootstrap = values[-1].detach()
+        logits, values, state = self.local(segment["phi"], segment["h0"], segment["reset"])
+        with torch.no_grad():
+            # The critic at the step after the segment bootstraps a return cut mid-trial.
+            last = segment["phi_last"][None], state, segment["reset_last"][None]
+            bootstrap = self.local(*last)[1][0]
         returns = n_step_returns(segment["rewards"], segment["trial_done"], bootstrap, cfg.gamma)
         return a2c_loss(
-            logits[:-1], values[:-1], segment["actions"], returns, cfg.value_coef, cfg.entropy_coef
+            logits, values, segment["actions"], returns, cfg.value_coef, cfg.entropy_coef
         )
 
     def _report(self, segment: dict[str, Any], parts: dict[str, torch.Tensor], staleness: int):
@@ -328,8 +329,8 @@ class _ActorLearner:
             "staleness": staleness,
             "env_steps": segment["rewards"].numel(),
             "reward_per_step": float(segment["rewards"].mean()),
-            "completed_return": segment["completed_return"],
-            "completed_trials": segment["completed_trials"],
+            "completed_return": float(segment["completed_return"]),
+            "completed_trials": float(segment["completed_trials"]),
             **{key: float(value) for key, value in parts.items()},
         }
 
@@ -549,4 +550,5 @@ class LSTMA3C(MetaRLAlgorithm):
             metrics["train/trial_return"] = completed / trials
         for index, updates in enumerate(self.worker_updates):
             metrics[f"train/updates_worker{index}"] = float(updates)
+            metrics[f"train/max_staleness_worker{index}"] = float(self.worker_staleness[index])
         self.logger.log_metrics(metrics, step=int(self.env_steps))

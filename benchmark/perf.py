@@ -176,6 +176,41 @@ def lstm_a2c_row(quick: bool) -> dict[str, Any]:
     }
 
 
+@register_perf_row
+def lstm_a3c_row(quick: bool) -> dict[str, Any]:
+    """LSTM-A3C with 1 and with 2 worker processes (LSTM-A2C's settings per worker).
+
+    The benchmark for asynchrony: on 2 cores, 2 workers give more env steps per second than 1
+    (``speedup_2_vs_1_workers`` > 1). Rates are summed over workers, measured from the reports
+    the Lightning process receives after the workers start (process start-up is not timed).
+    """
+    s = BANDIT_SETTINGS
+    updates = 6 if quick else 40
+    overrides = [
+        f"task.arms={s['arms']}",
+        f"task.pulls={s['pulls']}",
+        f"algo.batch_size={s['batch_size']}",
+        f"algo.hidden_size={s['hidden_size']}",
+        "algo.rollout_steps=0",
+    ]
+    one, _ = lightning_steps_per_second("lstm-a3c", [*overrides, "algo.workers=1"], updates)
+    two, _ = lightning_steps_per_second("lstm-a3c", [*overrides, "algo.workers=2"], updates)
+    parity = parity_steps_per_second(
+        s["arms"], s["pulls"], s["batch_size"], s["hidden_size"], updates
+    )
+    return {
+        "algorithm": "lstm-a3c",
+        "task": "bernoulli-bandit",
+        "settings": "arms=5 pulls=100 batch=256/worker hidden=48 t_max=100 workers=2 threads=1",
+        "env_steps_per_s": two,
+        "parity_env_steps_per_s": parity,
+        "ratio": two / parity,
+        "env_steps_per_s_1_worker": one,
+        "speedup_2_vs_1_workers": two / one,
+        "peak_memory_mb": peak_memory_mb(),
+    }
+
+
 def strategy_row(strategy: str, params: dict[str, Any], quick: bool) -> dict[str, Any]:
     """Evaluation speed of a classical strategy on 10,000 trials x 100 pulls x 5 arms.
 
