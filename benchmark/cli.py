@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -217,9 +219,18 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
+def quiet_libraries() -> None:
+    """Keep stdout for results: Lightning's info lines and known deprecation noise are hidden."""
+    logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
+    logging.getLogger("lightning").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: parse, dispatch, and turn a ConfigError into one line and exit status 2."""
     args = build_parser().parse_args(argv)
+    quiet_libraries()
     try:
         return COMMANDS[args.command](args)
     except ConfigError as error:
