@@ -149,6 +149,7 @@ def _alive(pid: int) -> bool:
     return stat.exists() and stat.read_text().rsplit(")", 1)[-1].split()[0] != "Z"
 
 
+@pytest.mark.slow  # two sweep invocations of 12 runs and a driver subprocess: ~1-2 minutes
 def test_kill_9_of_the_driver_then_rerun_gives_every_run_exactly_once(workdir, capfd):
     folder, uri = workdir
     path = write_sweep(folder, "killed", seeds=6, strategies=["random"])
