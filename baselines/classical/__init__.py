@@ -1,0 +1,1 @@
+"""Classical (non-learned) bandit strategies and their exact planners."""
