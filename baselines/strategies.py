@@ -7,7 +7,7 @@ dataclass of its hyperparameters and the families it supports (None: every famil
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from baselines.policy import OraclePolicy, Policy, RandomPolicy
@@ -15,22 +15,54 @@ from tasks import ConfigError, TaskFamily
 
 
 @dataclass
-class Strategy:
-    """A registered classical strategy."""
+class Variant:
+    """One family-specific implementation of a strategy."""
 
-    name: str
     make: Callable[..., Policy]
     config: type | None = None
-    families: tuple[str, ...] | None = None
+
+
+@dataclass
+class Strategy:
+    """A registered classical strategy: one name, one implementation per family (or for all).
+
+    The same name (``eps-greedy``, ``random``) may serve several families with different
+    implementations; a variant registered with ``families=None`` serves every family that has no
+    variant of its own.
+    """
+
+    name: str
+    variants: dict[str | None, Variant] = field(default_factory=dict)
+
+    @property
+    def families(self) -> tuple[str, ...] | None:
+        """The supported families; None when a variant serves every family."""
+        if None in self.variants:
+            return None
+        return tuple(name for name in self.variants if name is not None)
+
+    @property
+    def config(self) -> type | None:
+        """The hyperparameter dataclass of the first variant with one (see :meth:`config_for`)."""
+        return next((v.config for v in self.variants.values() if v.config is not None), None)
+
+    def config_for(self, family_name: str) -> type | None:
+        """The hyperparameter dataclass of the variant serving ``family_name``."""
+        return self.variant(family_name).config
+
+    def variant(self, family_name: str) -> Variant:
+        """The variant serving ``family_name``; refuses families the strategy does not support."""
+        found = self.variants.get(family_name, self.variants.get(None))
+        if found is None:
+            raise ConfigError(
+                f"strategy '{self.name}' does not support task '{family_name}'; "
+                f"it supports: {', '.join(self.families or ())}"
+            )
+        return found
 
     def build(self, family: TaskFamily, params: dict[str, Any] | None = None) -> Policy:
         """The strategy's policy for ``family``; refuses families it does not support."""
-        if self.families is not None and family.name not in self.families:
-            raise ConfigError(
-                f"strategy '{self.name}' does not support task '{family.name}'; "
-                f"it supports: {', '.join(self.families)}"
-            )
-        return self.make(family, **(params or {}))
+        return self.variant(family.name).make(family, **(params or {}))
 
 
 STRATEGIES: dict[str, Strategy] = {}
@@ -39,16 +71,23 @@ STRATEGIES: dict[str, Strategy] = {}
 def register_strategy(
     name: str, config: type | None = None, families: tuple[str, ...] | None = None
 ) -> Callable[[Callable[..., Policy]], Callable[..., Policy]]:
-    """Decorator that registers a policy factory under ``name``.
+    """Decorator that registers a policy factory under ``name`` for ``families``.
+
+    Registering an existing name for other families adds a variant to it; registering the same
+    (name, family) twice is an error.
 
     Args:
         name: the strategy's CLI name.
         config: dataclass of hyperparameters (its fields are the accepted ``strategy.*`` keys).
-        families: families the strategy supports; None for all.
+        families: families this factory serves; None for every family without its own variant.
     """
 
     def decorate(make: Callable[..., Policy]) -> Callable[..., Policy]:
-        STRATEGIES[name] = Strategy(name, make, config, families)
+        strategy = STRATEGIES.setdefault(name, Strategy(name))
+        for family in families if families is not None else (None,):
+            if family in strategy.variants:
+                raise ValueError(f"strategy '{name}' is registered twice for {family or 'all'}")
+            strategy.variants[family] = Variant(make, config)
         return make
 
     return decorate
@@ -71,5 +110,5 @@ def get_strategy(name: str) -> Strategy:
 register_strategy("random")(lambda family: RandomPolicy())
 register_strategy("oracle")(lambda family: OraclePolicy())
 
-# The classical bandit strategies register themselves on import (after the registry exists).
-from baselines.classical import bandits  # noqa: E402, F401
+# The classical strategies register themselves on import (after the registry exists).
+from baselines.classical import bandits, tabular  # noqa: E402, F401

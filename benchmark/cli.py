@@ -77,12 +77,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_reproduce(args: argparse.Namespace) -> int:
     """Reproduce a published table: run it, compare, write results/ and log to MLflow."""
     from benchmark.reproduce import REPRODUCIBLE
+    from benchmark.reproduce_table2 import TABLE, reproduce_rl2_table2
 
+    tables = {**REPRODUCIBLE, TABLE: reproduce_rl2_table2}
     require(
-        args.table in REPRODUCIBLE,
-        f"unknown table '{args.table}'; valid tables: {', '.join(sorted(REPRODUCIBLE))}",
+        args.table in tables,
+        f"unknown table '{args.table}'; valid tables: {', '.join(sorted(tables))}",
     )
-    summary = REPRODUCIBLE[args.table](
+    summary = tables[args.table](
         budget=args.budget,
         trials=args.trials,
         settings=args.settings,
@@ -174,11 +176,11 @@ def build_parser() -> OneLineParser:
     evaluate.add_argument("--tune-trials", type=int, default=None, help="default: --trials")
     evaluate.add_argument("--tracking-uri", default=argparse.SUPPRESS, help="MLflow tracking URI")
 
-    reproduce = sub.add_parser("reproduce", help="reproduce a published table (rl2-table1)")
-    reproduce.add_argument("table", help="rl2-table1")
+    reproduce = sub.add_parser("reproduce", help="reproduce a published table (rl2-table1/2)")
+    reproduce.add_argument("table", help="rl2-table1 or rl2-table2")
     reproduce.add_argument("--budget", choices=("smoke", "quick", "paper"), default="quick")
     reproduce.add_argument("--trials", type=int, default=None, help="held-out trials per cell")
-    reproduce.add_argument("--settings", nargs="+", default=None, help="PULLSxARMS, e.g. 10x5")
+    reproduce.add_argument("--settings", nargs="+", default=None, help="10x5 (table1), 10 (table2)")
     reproduce.add_argument("--out", default="results", help="directory of the written table")
     reproduce.add_argument("--seed", type=int, default=0)
     reproduce.add_argument("--workers", type=int, default=2, help="processes for classical cells")

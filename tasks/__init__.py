@@ -1,6 +1,9 @@
 """Task families: what agents are tested on. Importing this package registers every family."""
 
-from tasks import bandits  # noqa: F401  (registers the bandit families)
+from tasks import (
+    bandits,  # noqa: F401  (registers the bandit families)
+    tabular_mdp,  # noqa: F401  (registers tabular-mdp)
+)
 from tasks.base import ConfigError, TaskFamily, require, task_generator
 from tasks.gym_env import MetaRLObservation, register_gym_envs
 from tasks.registry import TASKS, get_task_class, make_task, task_names
