@@ -44,6 +44,8 @@ class ActorCriticConfig:
     """Gradient norm clip (applied with ``self.clip_gradients``)."""
     log_every: int = 10
     """Updates between logged training metrics."""
+    policy_init_gain: float | None = None
+    """Orthogonal-init gain of the policy head; None keeps PyTorch's default initialisation."""
 
     def __post_init__(self):
         for key in ("batch_size", "hidden_size", "log_every"):
@@ -88,7 +90,11 @@ class MetaRLAlgorithm(pl.LightningModule):
         """The policy/value network; the default is a recurrent actor-critic over phi."""
         cell = getattr(self.cfg, "cell", "lstm")
         return RecurrentActorCritic(
-            phi_dim(self.family), self.family.num_actions, self.cfg.hidden_size, cell
+            phi_dim(self.family),
+            self.family.num_actions,
+            self.cfg.hidden_size,
+            cell,
+            self.cfg.policy_init_gain,
         )
 
     # Rollout interface used by the DataModule and by evaluation -----------------------------

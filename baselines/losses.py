@@ -70,6 +70,7 @@ def a2c_loss(
     returns: torch.Tensor,
     value_coef: float,
     entropy_coef: float,
+    normalize_advantages: bool = False,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The advantage actor-critic loss: policy gradient + value regression - entropy bonus.
 
@@ -80,12 +81,15 @@ def a2c_loss(
         returns: float [T, n], targets (no gradient flows into them).
         value_coef: weight of 0.5 * (R - V)^2.
         entropy_coef: weight of the entropy bonus.
+        normalize_advantages: scale the advantages of the batch to zero mean and unit variance.
 
     Returns:
         the scalar loss and its parts (detached) for logging.
     """
     dist = Categorical(logits=logits)
     advantages = (returns - values).detach()
+    if normalize_advantages:
+        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
     policy_loss = -(dist.log_prob(actions) * advantages).mean()
     value_loss = 0.5 * (returns.detach() - values).pow(2).mean()
     entropy = dist.entropy().mean()

@@ -30,9 +30,17 @@ class RecurrentActorCritic(nn.Module):
         num_actions: number of discrete actions.
         hidden_size: units in the recurrent core.
         cell: ``lstm`` or ``gru``.
+        policy_init_gain: orthogonal-init gain of the policy head; None keeps PyTorch's default.
     """
 
-    def __init__(self, input_dim: int, num_actions: int, hidden_size: int, cell: str = "lstm"):
+    def __init__(
+        self,
+        input_dim: int,
+        num_actions: int,
+        hidden_size: int,
+        cell: str = "lstm",
+        policy_init_gain: float | None = None,
+    ):
         super().__init__()
         rnn_class = {"lstm": nn.LSTM, "gru": nn.GRU}[cell]
         self.cell = cell
@@ -40,6 +48,9 @@ class RecurrentActorCritic(nn.Module):
         self.rnn = rnn_class(input_dim, hidden_size)
         self.policy_head = nn.Linear(hidden_size, num_actions)
         self.value_head = nn.Linear(hidden_size, 1)
+        if policy_init_gain is not None:
+            nn.init.orthogonal_(self.policy_head.weight, gain=policy_init_gain)
+            nn.init.zeros_(self.policy_head.bias)
 
     def initial_state(self, batch_size: int, device: torch.device | str) -> RecurrentState:
         """An all-zero hidden state for ``batch_size`` slots."""

@@ -95,3 +95,18 @@ def test_a2c_loss_matches_hand_computation():
     loss.backward()
     # the critic gets gradient only through the value loss: d/dV of 0.5*0.5*mean((R-V)^2)
     torch.testing.assert_close(values.grad, torch.tensor([[-0.25], [0.25]]))
+
+
+def test_a2c_loss_can_normalise_advantages():
+    logits = torch.zeros(3, 1, 2, requires_grad=True)
+    values = torch.zeros(3, 1)
+    actions = torch.tensor([[0], [0], [1]])
+    returns = torch.tensor([[1.0], [3.0], [5.0]])
+    _, parts = a2c_loss(logits, values, actions, returns, 0.5, 0.0, normalize_advantages=True)
+    # advantages (1, 3, 5) normalise to (-1, 0, 1); every log-prob is log(1/2)
+    torch.testing.assert_close(parts["policy_loss"], torch.tensor(0.0), atol=1e-6, rtol=0)
+    returns = torch.tensor([[1.0], [3.0], [4.0]])
+    _, parts = a2c_loss(logits, values, actions, returns, 0.5, 0.0, normalize_advantages=True)
+    adv = (returns - returns.mean()) / returns.std()
+    expected = -(torch.log(torch.tensor(0.5)) * adv).mean()
+    torch.testing.assert_close(parts["policy_loss"], expected)
