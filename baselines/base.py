@@ -46,6 +46,10 @@ class ActorCriticConfig:
     """Updates between logged training metrics."""
     policy_init_gain: float | None = None
     """Orthogonal-init gain of the policy head; None keeps PyTorch's default initialisation."""
+    lr_schedule: str = "constant"
+    """constant, or linear: decay the learning rate to 0 over the run's budget."""
+    normalize_advantages: bool = False
+    """Scale each batch's advantages to zero mean and unit variance."""
 
     def __post_init__(self):
         for key in ("batch_size", "hidden_size", "log_every"):
@@ -61,6 +65,10 @@ class ActorCriticConfig:
             f"algo.optimizer must be one of rmsprop, adam, got '{self.optimizer}'",
         )
         require(self.grad_clip > 0, f"algo.grad_clip must be > 0, got {self.grad_clip}")
+        require(
+            self.lr_schedule in ("constant", "linear"),
+            f"algo.lr_schedule must be one of constant, linear, got '{self.lr_schedule}'",
+        )
 
 
 class MetaRLAlgorithm(pl.LightningModule):
@@ -159,6 +167,10 @@ class MetaRLAlgorithm(pl.LightningModule):
     def optimize(self, loss: torch.Tensor) -> None:
         """One manual optimisation step with gradient-norm clipping."""
         optimizer = self.optimizers()
+        if self.cfg.lr_schedule == "linear":
+            progress = self.trainer.global_step / max(1, self.trainer.max_steps)
+            for group in optimizer.param_groups:
+                group["lr"] = self.cfg.lr * max(0.0, 1.0 - progress)
         optimizer.zero_grad()
         self.manual_backward(loss)
         self.clip_gradients(

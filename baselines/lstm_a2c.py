@@ -54,6 +54,7 @@ class LSTMA2C(MetaRLAlgorithm):
             returns,
             self.cfg.value_coef,
             self.cfg.entropy_coef,
+            self.cfg.normalize_advantages,
         )
         self.optimize(loss)
         self.record(batch, parts)

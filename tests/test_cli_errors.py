@@ -41,7 +41,7 @@ def test_bad_input_is_one_line_and_exit_2_and_creates_nothing(
 def test_overrides_and_pair_defaults_layer_in_order():
     spec = load_run_config("lstm-a2c", "bernoulli-bandit", ["task.pulls=10", "seed=4"])
     assert spec.seed == 4 and spec.config.task.pulls == 10
-    assert spec.config.trainer.env_steps == 3_000_000  # the pair YAML's `when: pulls=10` entry
+    assert spec.config.trainer.env_steps == 2_560_000  # the pair YAML's `when: pulls=10` entry
     spec = load_run_config("lstm-a2c", "bernoulli-bandit", ["task.pulls=10", "algo.batch_size=7"])
     assert spec.config.algo.batch_size == 7  # the user's override wins over the YAML
     other = load_run_config("lstm-a2c", "bernoulli-bandit", ["task.pulls=11"])
