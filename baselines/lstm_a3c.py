@@ -530,7 +530,7 @@ class LSTMA3C(MetaRLAlgorithm):
         self.env_steps += report["env_steps"]
         self._accumulate(report)
         if self.reported_updates % self.cfg.log_every == 0:
-            self._log_progress(report)
+            self._log_progress()
         if self.reported_updates >= self.trainer.max_steps:
             self.trainer.should_stop = True
 
@@ -539,7 +539,7 @@ class LSTMA3C(MetaRLAlgorithm):
         for key in (*keys, "completed_return", "completed_trials"):
             self._metric_sums[key] = self._metric_sums.get(key, 0.0) + report[key]
 
-    def _log_progress(self, report: dict[str, Any]) -> None:
+    def _log_progress(self) -> None:
         sums, self._metric_sums = self._metric_sums, {}
         if self.logger is None:
             return
