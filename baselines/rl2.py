@@ -40,24 +40,26 @@ class RL2Config(ActorCriticConfig):
     """Discount (Duan et al.)."""
     gae_lambda: float = 0.3
     """GAE lambda (Duan et al.)."""
-    lr: float = 1e-3
+    lr: float = 2e-3
     """Learning rate."""
     optimizer: str = "adam"
     """rmsprop or adam."""
     clip: float = 0.2
     """PPO's ratio clip epsilon."""
-    epochs: int = 4
+    epochs: int = 2
     """Passes over each batch of trials."""
-    minibatches: int = 4
+    minibatches: int = 2
     """Minibatches of whole trials per epoch (the batch is split along the trial dimension)."""
     value_coef: float = 0.5
     """Weight of the value loss."""
-    entropy_coef: float = 0.01
+    entropy_coef: float = 0.03
     """Weight of the entropy bonus."""
     grad_clip: float = 1.0
     """Gradient norm clip."""
     normalize_advantages: bool = True
     """Standardise the advantages over the batch before the update."""
+    policy_init_gain: float | None = 0.01
+    """Orthogonal-init gain of the policy head (small: a near-uniform initial policy)."""
 
     def __post_init__(self):
         super().__post_init__()
@@ -89,7 +91,11 @@ class RL2(MetaRLAlgorithm):
     def build_network(self) -> RecurrentActorCritic:
         """A GRU actor-critic over phi (the paper's recurrent cell)."""
         return RecurrentActorCritic(
-            phi_dim(self.family), self.family.num_actions, self.cfg.hidden_size, "gru"
+            phi_dim(self.family),
+            self.family.num_actions,
+            self.cfg.hidden_size,
+            "gru",
+            self.cfg.policy_init_gain,
         )
 
     @property

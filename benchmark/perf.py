@@ -21,8 +21,8 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
-from baselines.losses import a2c_loss, n_step_returns
-from baselines.networks import RecurrentActorCritic
+from baselines.losses import a2c_loss, gae, n_step_returns, ppo_clip_loss
+from baselines.networks import FeedForwardActorCritic, RecurrentActorCritic
 from baselines.policy import sample_actions
 from benchmark.config import load_run_config
 from benchmark.datamodule import MetaRLDataModule
@@ -70,7 +70,7 @@ def lightning_steps_per_second(algo: str, overrides: list[str], updates: int) ->
     module = build_module(spec)
     clock = _UpdateClock(warmup=2, measured=updates)
     trainer = pl.Trainer(
-        max_steps=updates + 3,
+        max_steps=(updates + 3) * module.optimizer_steps_per_batch,
         max_epochs=-1,
         accelerator="cpu",
         logger=False,
@@ -209,6 +209,142 @@ def lstm_a3c_row(quick: bool) -> dict[str, Any]:
         "speedup_2_vs_1_workers": two / one,
         "peak_memory_mb": peak_memory_mb(),
     }
+
+
+def _bandit_phi(action: torch.Tensor, reward: torch.Tensor, arms: int) -> torch.Tensor:
+    """phi after a pull, as the trial engine builds it: [s = 0, one_hot(a), r, d = 1]."""
+    ones = torch.ones(action.shape[0], 1)
+    one_hot = torch.nn.functional.one_hot(action, arms).float()
+    return torch.cat([ones * 0.0, one_hot, reward[:, None], ones], 1)
+
+
+def rl2_parity_steps_per_second(
+    arms: int, pulls: int, batch: int, hidden: int, trials: int, epochs: int, minibatches: int
+) -> float:
+    """Env steps per second of a plain-PyTorch RL² loop at rl2's default PPO settings.
+
+    A ``no_grad`` GRU rollout of B whole trials, the fused GRU recomputing old log-probs and
+    values, GAE (0.99, 0.3), then ``epochs`` passes of PPO over ``minibatches`` minibatches of
+    whole trials, each recomputing the GRU over the trial with gradients.
+
+    Args:
+        arms: bandit arms.
+        pulls: pulls per trial.
+        batch: parallel bandits B (trials per PPO batch).
+        hidden: GRU units.
+        trials: measured batches of trials, after one warm-up batch.
+        epochs: PPO passes per batch.
+        minibatches: minibatches of whole trials per pass.
+    """
+    torch.manual_seed(0)
+    net = RecurrentActorCritic(arms + 3, arms, hidden, "gru", 0.01)
+    optimizer = torch.optim.Adam(net.parameters(), lr=2e-3)
+    reset = torch.zeros(pulls, batch, dtype=torch.bool)
+    reset[0] = True
+    dones = torch.roll(reset, -1, 0)
+    started = 0.0
+    for trial in range(trials + 1):
+        if trial == 1:
+            started = time.perf_counter()
+        p, h0 = torch.rand(batch, arms), net.initial_state(batch, "cpu")
+        phis, actions, rewards = [torch.zeros(batch, arms + 3)], [], []
+        with torch.no_grad():
+            state = h0
+            for t in range(pulls):
+                logits, _, state = net(phis[-1][None], state, reset[t : t + 1])
+                actions.append(sample_actions(logits[0], None))
+                chosen = p.gather(1, actions[-1][:, None]).squeeze(1)
+                rewards.append((torch.rand(batch) < chosen).float())
+                phis.append(_bandit_phi(actions[-1], rewards[-1], arms))
+            phi, action, reward = torch.stack(phis[:-1]), torch.stack(actions), torch.stack(rewards)
+            logits, values, _ = net(phi, h0, reset)
+            old = torch.log_softmax(logits, -1).gather(2, action[..., None])[..., 0]
+            advantages = gae(reward, values, dones, torch.zeros(batch), 0.99, 0.3)
+            targets = advantages + values
+            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        for _ in range(epochs):
+            for i in torch.randperm(batch).tensor_split(minibatches):
+                logits, values, _ = net(phi[:, i], tuple(h[:, i] for h in h0), reset[:, i])
+                batch_i = (action[:, i], old[:, i], advantages[:, i], targets[:, i])
+                loss, _ = ppo_clip_loss(logits, values, *batch_i, 0.2, 0.5, 0.03)
+                optimizer.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+                optimizer.step()
+    return trials * batch * pulls / (time.perf_counter() - started)
+
+
+def a2c_parity_steps_per_second(arms: int, pulls: int, batch: int, hidden: int, trials: int):
+    """Env steps per second of a plain-PyTorch A2C loop: the MLP on s alone, graph over a trial.
+
+    Args:
+        arms: bandit arms.
+        pulls: pulls per trial (one update per trial).
+        batch: parallel bandits B.
+        hidden: units per MLP layer.
+        trials: measured trials (updates), after one warm-up trial.
+    """
+    torch.manual_seed(0)
+    net = FeedForwardActorCritic(1, arms, hidden)
+    optimizer = torch.optim.RMSprop(net.parameters(), lr=7e-4, alpha=0.99, eps=1e-5)
+    obs, dones = torch.zeros(batch, 1), torch.zeros(pulls, batch, dtype=torch.bool)
+    dones[-1] = True
+    started = 0.0
+    for trial in range(trials + 1):
+        if trial == 1:
+            started = time.perf_counter()
+        p = torch.rand(batch, arms)
+        logits_t, values_t, actions_t, rewards_t = [], [], [], []
+        for _ in range(pulls):
+            logits, values = net(obs)
+            action = sample_actions(logits.detach(), None)
+            chosen = p.gather(1, action[:, None]).squeeze(1)
+            rewards_t.append((torch.rand(batch) < chosen).float())
+            logits_t.append(logits), values_t.append(values), actions_t.append(action)
+        returns = n_step_returns(torch.stack(rewards_t), dones, torch.zeros(batch), 0.9)
+        stacked = (torch.stack(logits_t), torch.stack(values_t), torch.stack(actions_t))
+        loss, _ = a2c_loss(*stacked, returns, 0.05, 0.05)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 40.0)
+        optimizer.step()
+    return trials * batch * pulls / (time.perf_counter() - started)
+
+
+def _learned_row(algo: str, quick: bool, parity: Callable[..., float], **parity_args) -> dict:
+    """One learned algorithm at the shared bandit settings, against its parity loop."""
+    s = BANDIT_SETTINGS
+    updates = 5 if quick else 30
+    overrides = [
+        f"task.arms={s['arms']}",
+        f"task.pulls={s['pulls']}",
+        f"algo.batch_size={s['batch_size']}",
+        f"algo.hidden_size={s['hidden_size']}",
+    ]
+    ours, _ = lightning_steps_per_second(algo, overrides, updates)
+    dims = (s["arms"], s["pulls"], s["batch_size"], s["hidden_size"], updates)
+    theirs = parity(*dims, **parity_args)
+    return {
+        "algorithm": algo,
+        "task": "bernoulli-bandit",
+        "settings": "arms=5 pulls=100 batch=256 hidden=48 t_max=100 threads=1",
+        "env_steps_per_s": ours,
+        "parity_env_steps_per_s": theirs,
+        "ratio": ours / theirs,
+        "peak_memory_mb": peak_memory_mb(),
+    }
+
+
+@register_perf_row
+def rl2_row(quick: bool) -> dict[str, Any]:
+    """RL² (PPO over whole trials: 2 epochs x 2 minibatches per batch of 256 trials)."""
+    return _learned_row("rl2", quick, rl2_parity_steps_per_second, epochs=2, minibatches=2)
+
+
+@register_perf_row
+def a2c_row(quick: bool) -> dict[str, Any]:
+    """A2C, the memoryless baseline (one update per trial)."""
+    return _learned_row("a2c", quick, a2c_parity_steps_per_second)
 
 
 def strategy_row(strategy: str, params: dict[str, Any], quick: bool) -> dict[str, Any]:
