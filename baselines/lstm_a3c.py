@@ -12,6 +12,10 @@ the network, which
 3. compute the n-step A2C gradient on the local copy, clip it, and apply it to the shared
    parameters with the shared optimiser at once, without waiting for any other worker.
 
+LSTM-A2C's options mean the same here: ``normalize_advantages`` (per worker batch),
+``policy_init_gain``, and ``lr_schedule=linear``, which decays the rate over the run's shared
+update counter (Mnih et al. anneal it the same way).
+
 Design choices
 --------------
 *Hogwild shared memory, not a parameter server.* The network's parameters and the optimiser's
@@ -180,6 +184,20 @@ def worker_seed(seed: int, index: int) -> int:
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
+def scheduled_lr(cfg: LSTMA3CConfig, update: int, budget: int) -> float:
+    """The learning rate of the run's ``update``-th update (counted over all workers).
+
+    Args:
+        cfg: the config (``lr`` and ``lr_schedule``: constant, or linear decay to 0 over the
+            budget, as in LSTM-A2C and Mnih et al.).
+        update: index of the update, from the shared counter.
+        budget: updates in the whole run.
+    """
+    if cfg.lr_schedule == "linear":
+        return cfg.lr * max(0.0, 1.0 - update / budget)
+    return cfg.lr
+
+
 def worker_main(ctx: WorkerContext) -> None:
     """Entry point of an actor-learner process: learn until the budget is claimed or told to stop.
 
@@ -226,7 +244,7 @@ class _ActorLearner:
 
     def run(self) -> None:
         """Claim, compute and apply updates until the budget is spent or a stop is requested."""
-        while self._claim_update():
+        while (claimed := self._claim_update()) is not None:
             version = self._pull()
             segment = self._rollout()
             loss, parts = self._loss(segment)
@@ -235,19 +253,21 @@ class _ActorLearner:
             nn.utils.clip_grad_norm_(self.local.parameters(), self.ctx.cfg.grad_clip)
             if self.ctx.delay:
                 self.ctx.stop.wait(self.ctx.delay)
-            staleness = self._push(version)
+            lr = scheduled_lr(self.ctx.cfg, claimed, self.ctx.budget)
+            staleness = self._push(version, lr)
             self.updates += 1
             self.ctx.reports.put(self._report(segment, parts, staleness))
 
-    def _claim_update(self) -> bool:
+    def _claim_update(self) -> int | None:
+        """Take the next of the run's updates from the shared counter: its index, or None."""
         ctx = self.ctx
         if not ctx.should_continue():
-            return False
+            return None
         with ctx.claimed.get_lock():
             if ctx.claimed.value >= ctx.budget:
-                return False
+                return None
             ctx.claimed.value += 1
-        return True
+            return ctx.claimed.value - 1
 
     def _pull(self) -> int:
         """Copy the shared parameters into the local network; return how many updates they hold."""
@@ -260,8 +280,8 @@ class _ActorLearner:
                 local.copy_(shared)
         return version
 
-    def _push(self, version: int) -> int:
-        """Apply the local gradient to the shared parameters (no lock: Hogwild).
+    def _push(self, version: int, lr: float) -> int:
+        """Apply the local gradient to the shared parameters at rate ``lr`` (no lock: Hogwild).
 
         Returns the staleness: updates by other workers applied since this worker's pull.
         """
@@ -269,6 +289,8 @@ class _ActorLearner:
             self.local.parameters(), self.ctx.network.parameters(), strict=True
         ):
             shared.grad = local.grad
+        for group in self.ctx.optimizer.param_groups:  # this process's copy of the settings
+            group["lr"] = lr
         self.ctx.optimizer.step()
         with self.ctx.applied.get_lock():
             self.ctx.applied.value += 1
@@ -318,7 +340,13 @@ class _ActorLearner:
             bootstrap = self.local(*last)[1][0]
         returns = n_step_returns(segment["rewards"], segment["trial_done"], bootstrap, cfg.gamma)
         return a2c_loss(
-            logits, values, segment["actions"], returns, cfg.value_coef, cfg.entropy_coef
+            logits,
+            values,
+            segment["actions"],
+            returns,
+            cfg.value_coef,
+            cfg.entropy_coef,
+            cfg.normalize_advantages,
         )
 
     def _report(self, segment: dict[str, Any], parts: dict[str, torch.Tensor], staleness: int):

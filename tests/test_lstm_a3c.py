@@ -22,7 +22,7 @@ from a3c_support import ExplodingInWorker1
 from mlflow import MlflowClient
 from store_support import fresh_store
 
-from baselines.lstm_a3c import LSTMA3C, LSTMA3CConfig, WorkerError, worker_seed
+from baselines.lstm_a3c import LSTMA3C, LSTMA3CConfig, WorkerError, scheduled_lr, worker_seed
 from benchmark.config import load_run_config
 from benchmark.datamodule import MetaRLDataModule
 from benchmark.runner import CHECKPOINT_ARTIFACT, build_module, load_module, train_and_evaluate
@@ -101,6 +101,13 @@ def test_config_rejects_bad_workers_and_delays():
         LSTMA3CConfig(worker_delays=[-1.0])
     with pytest.raises(ConfigError, match="unknown key 'algo.wrkers'"):
         load_run_config("lstm-a3c", "bernoulli-bandit", ["algo.wrkers=2"])
+
+
+def test_learning_rate_schedule_runs_over_the_shared_update_count():
+    constant = LSTMA3CConfig(lr=0.01)
+    assert [scheduled_lr(constant, u, 100) for u in (0, 50, 99)] == [0.01, 0.01, 0.01]
+    linear = LSTMA3CConfig(lr=0.01, lr_schedule="linear")
+    assert [scheduled_lr(linear, u, 100) for u in (0, 50, 99)] == pytest.approx([0.01, 0.005, 1e-4])
 
 
 def test_worker_streams_differ_between_workers_and_runs():
