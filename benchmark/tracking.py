@@ -7,8 +7,11 @@ an ``mlflow server`` over HTTP.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -80,14 +83,43 @@ class RunLogger(MLFlowLogger):
         self.experiment.set_terminated(self.run_id, status)
 
 
+@contextmanager
+def store_lock(tracking_uri: str) -> Iterator[None]:
+    """Serialise first use of a sqlite store across processes (a no-op for servers).
+
+    Two processes opening a fresh sqlite store at once both run MLflow's schema migrations and
+    corrupt it; two creating the same experiment collide. A lock file beside the database
+    makes both one-at-a-time.
+    """
+    if not tracking_uri.startswith("sqlite:///"):
+        yield
+        return
+    db_path = Path(tracking_uri.removeprefix("sqlite:///"))
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(db_path.with_name(db_path.name + ".lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def ensure_experiment(tracking_uri: str, experiment: str) -> str:
+    """Create the store (if new) and the experiment (if absent) safely; return its id."""
+    with store_lock(tracking_uri):
+        client = MlflowClient(tracking_uri)
+        found = client.get_experiment_by_name(experiment)
+        if found is not None:
+            return found.experiment_id
+        return client.create_experiment(experiment, artifact_location(tracking_uri, experiment))
+
+
 def make_logger(
     tracking_uri: str, experiment: str, run_name: str, tags: dict[str, str]
 ) -> RunLogger:
     """A :class:`RunLogger` whose run exists (created now) in ``experiment``."""
     mlflow.set_tracking_uri(tracking_uri)
-    client = MlflowClient(tracking_uri)
-    if client.get_experiment_by_name(experiment) is None:
-        client.create_experiment(experiment, artifact_location(tracking_uri, experiment))
+    ensure_experiment(tracking_uri, experiment)
     logger = RunLogger(
         experiment_name=experiment, tracking_uri=tracking_uri, run_name=run_name, tags=tags
     )
