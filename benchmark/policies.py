@@ -38,12 +38,15 @@ def evaluate_reference(
             its hyperparameter is tuned on the ``tune`` stream unless given as ``strategy.X=``.
     """
     require(trials >= 1, f"--trials must be >= 1, got {trials}")
+    require(
+        tune_trials is None or tune_trials >= 1, f"--tune-trials must be >= 1, got {tune_trials}"
+    )
     tuned: dict[str, Any] = {}
     if reference in STRATEGIES:
         strategy = get_strategy(reference)
         task_params, params = load_task_config(task_name, overrides, strategy.config)
         family = make_task(task_name, **task_params)
-        if tuned_param(reference, explicit_strategy_keys(overrides)) is not None:
+        if tuned_param(reference, explicit_strategy_keys(overrides), task_name) is not None:
             tuning = tune_strategy(reference, family, tune_trials or trials, seed, params)
             params, tuned = {**params, **tuning.tuned}, tuning.tuned
         policy = strategy.build(family, params)

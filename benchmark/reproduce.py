@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import math
 import multiprocessing
+import resource
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -34,7 +35,7 @@ from baselines.strategies import get_strategy
 from benchmark.config import CONFIG_DIR, merge_checked, validate_sections
 from benchmark.evaluation import evaluate_policy
 from benchmark.tracking import SUITE_ROOT, artifact_location, git_tags
-from benchmark.tuning import TUNING_GRIDS, tune_strategy
+from benchmark.tuning import TUNING_GRIDS, choose
 from tasks import make_task, require
 
 TABLE = "rl2-table1"
@@ -90,6 +91,8 @@ class Budget:
     """Pulls of the settings whose RL² cell is trained."""
     rl2_overrides: list[str] = field(default_factory=list)
     """key=value overrides of the RL² runs."""
+    gittins_truncation: int = 0
+    """Look-ahead of the Gittins index tables; 0 uses the index module's default."""
 
     def __post_init__(self):
         for key in ("trials", "tune_trials", "ots_tune_trials"):
@@ -180,81 +183,158 @@ def published_table(path: Path = PUBLISHED_CSV) -> dict[str, dict[str, float]]:
 # Classical cells ----------------------------------------------------------------------------------
 
 
-def classical_cell(
-    column: str, strategy: str, setting: Setting, budget: Budget, trials: int, seed: int
-) -> Cell:
-    """Tune (where the strategy has a grid) and evaluate one classical cell.
+@dataclass(frozen=True)
+class Job:
+    """One evaluation of a classical strategy: a grid value on tune trials, or a held-out cell."""
 
-    Args:
-        column: the published column name.
-        strategy: the registered strategy name.
-        setting: pulls and arms.
-        budget: tuning trials.
-        trials: held-out evaluation trials.
-        seed: seed of both the ``tune`` and the ``test`` streams.
-    """
-    started = time.perf_counter()
-    family = make_task("bernoulli-bandit", arms=setting.arms, pulls=setting.pulls)
-    params: dict[str, Any] = {}
-    if strategy in TUNING_GRIDS:
-        tune_trials = budget.ots_tune_trials if strategy == "ots" else budget.tune_trials
-        params = tune_strategy(strategy, family, tune_trials, seed).tuned
-    policy = get_strategy(strategy).build(family, params)
-    result = evaluate_policy(policy, family, trials, seed)
-    return Cell(
-        setting=setting.name,
-        pulls=setting.pulls,
-        arms=setting.arms,
-        column=column,
-        strategy=strategy,
-        published=0.0,
-        mean=result.mean_total_reward,
-        stderr=result.stderr,
-        trials=trials,
-        tuned=params,
-        seconds=time.perf_counter() - started,
-    )
+    column: str
+    strategy: str
+    setting: Setting
+    params: tuple[tuple[str, Any], ...]
+    trials: int
+    seed: int
+    split: str
+
+    def cost(self) -> float:
+        """Rough relative run time (longest first keeps the worker processes busy)."""
+        params = dict(self.params)
+        draws = {"thompson": 3.0, "ots": 3.0 * params.get("samples", 1)}.get(self.strategy, 0.3)
+        return self.setting.pulls * (self.setting.arms * self.trials * draws + 3000.0)
 
 
-def _job_cost(job: tuple) -> float:
-    """Rough relative cost of a job (longest first balances the worker processes)."""
-    column, strategy, setting, budget, trials, _ = job
-    draws = {"thompson": 2.0, "ots": 2.0 * 210 * budget.ots_tune_trials / trials + 20.0}
-    grid = len(TUNING_GRIDS[strategy][1]) if strategy in TUNING_GRIDS else 0
-    return setting.arms * setting.pulls * (1.0 + draws.get(strategy, 0.0) + grid)
-
-
-def _run_job(job: tuple) -> Cell:
+def run_job(job: Job) -> tuple[float, float, float]:
+    """Play one job; return (mean total reward, standard error, seconds)."""
     torch.set_num_threads(1)
-    return classical_cell(*job)
+    started = time.perf_counter()
+    family = make_task("bernoulli-bandit", arms=job.setting.arms, pulls=job.setting.pulls)
+    policy = get_strategy(job.strategy).build(family, dict(job.params))
+    result = evaluate_policy(policy, family, job.trials, job.seed, split=job.split)
+    return result.mean_total_reward, result.stderr, time.perf_counter() - started
+
+
+def warm_gittins_table(key: tuple[float, int, int]) -> None:
+    """Compute (or find in the disk cache) the Gittins table of (discount, truncation, pulls)."""
+    from baselines.classical.gittins import gittins_table
+
+    discount, truncation, pulls = key
+    gittins_table(discount, truncation or None, max_pulls=pulls)
+
+
+class JobPool:
+    """Maps jobs over ``workers`` spawned processes (or this process when ``workers`` is 1)."""
+
+    def __init__(self, workers: int):
+        self.workers = workers
+        self.pool = None
+
+    def __enter__(self) -> JobPool:
+        if self.workers > 1:
+            context = multiprocessing.get_context("spawn")
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=context)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+
+    def map(self, function, items: list) -> list:
+        """``function`` over ``items``, results in order."""
+        if self.pool is None:
+            return [function(item) for item in items]
+        return list(self.pool.map(function, items))
+
+
+def _fixed_params(strategy: str, budget: Budget) -> tuple[tuple[str, Any], ...]:
+    if strategy == "gittins" and budget.gittins_truncation > 0:
+        return (("truncation", budget.gittins_truncation),)
+    return ()
+
+
+def _run_sorted(pool: JobPool, jobs: list[Job]) -> dict[Job, tuple[float, float, float]]:
+    ordered = sorted(jobs, key=Job.cost, reverse=True)
+    return dict(zip(ordered, pool.map(run_job, ordered), strict=True))
 
 
 def run_classical(
     settings: list[Setting], budget: Budget, trials: int, seed: int, workers: int
 ) -> list[Cell]:
-    """Every classical cell of ``settings``, spread over ``workers`` processes.
+    """Tune and evaluate every classical cell of ``settings`` over ``workers`` processes.
+
+    Three phases, each spread over the pool: the Gittins index tables (cached on disk), every
+    grid value of every tuned strategy on ``tune`` trials, then every cell on ``trials`` held-out
+    ``test`` trials with its chosen value.
 
     Args:
         settings: the rows to run.
-        budget: tuning trials.
+        budget: tuning trials and the Gittins truncation.
         trials: held-out evaluation trials per cell.
         seed: seed of the task streams.
         workers: processes (1 runs in this process).
     """
-    jobs = [
-        (column, strategy, setting, budget, trials, seed)
-        for setting in settings
-        for column, strategy in COLUMNS
-        if strategy is not None
-    ]
-    jobs.sort(key=_job_cost, reverse=True)
-    if workers <= 1:
-        cells = [_run_job(job) for job in jobs]
-    else:
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            cells = list(pool.map(_run_job, jobs))
-    return cells
+    classical = [(c, s) for c, s in COLUMNS if s is not None]
+    with JobPool(workers) as pool:
+        if any(s == "gittins" for _, s in classical):
+            grid = TUNING_GRIDS["gittins"][1]
+            keys = {(d, budget.gittins_truncation, row.pulls) for d in grid for row in settings}
+            pool.map(warm_gittins_table, sorted(keys, key=lambda k: (-k[2], -k[0])))
+        tuning = _run_sorted(pool, _tuning_jobs(settings, classical, budget, seed))
+        choices = _choices(tuning, seed)
+        evaluations = []
+        for row in settings:
+            for column, strategy in classical:
+                chosen = tuple(choices.get((row, strategy), {}).items())
+                params = (*_fixed_params(strategy, budget), *chosen)
+                evaluations.append(Job(column, strategy, row, params, trials, seed, "test"))
+        results = _run_sorted(pool, evaluations)
+    return [_cell(job, result, choices, tuning) for job, result in results.items()]
+
+
+def _tuning_jobs(
+    settings: list[Setting], classical: list[tuple[str, str]], budget: Budget, seed: int
+) -> list[Job]:
+    jobs = []
+    for row in settings:
+        for column, strategy in classical:
+            if strategy not in TUNING_GRIDS:
+                continue
+            param, grid = TUNING_GRIDS[strategy]
+            tune_trials = budget.ots_tune_trials if strategy == "ots" else budget.tune_trials
+            fixed = _fixed_params(strategy, budget)
+            jobs += [
+                Job(column, strategy, row, (*fixed, (param, value)), tune_trials, seed, "tune")
+                for value in grid
+            ]
+    return jobs
+
+
+def _choices(tuning: dict[Job, tuple[float, float, float]], seed: int) -> dict[tuple, dict]:
+    """The chosen grid value per (setting, strategy), as ``{param: value}``."""
+    scores: dict[tuple, dict[Any, float]] = {}
+    trials: dict[tuple, int] = {}
+    for job, (mean, _, _) in tuning.items():
+        scores.setdefault((job.setting, job.strategy), {})[job.params[-1][1]] = mean
+        trials[(job.setting, job.strategy)] = job.trials
+    return {key: choose(key[1], value, trials[key], seed).tuned for key, value in scores.items()}
+
+
+def _cell(job: Job, result: tuple[float, float, float], choices, tuning) -> Cell:
+    mean, stderr, seconds = result
+    tuning_seconds = sum(
+        r[2] for j, r in tuning.items() if (j.setting, j.strategy) == (job.setting, job.strategy)
+    )
+    return Cell(
+        setting=job.setting.name,
+        pulls=job.setting.pulls,
+        arms=job.setting.arms,
+        column=job.column,
+        strategy=job.strategy,
+        published=0.0,
+        mean=mean,
+        stderr=stderr,
+        trials=job.trials,
+        tuned=choices.get((job.setting, job.strategy), {}),
+        seconds=seconds + tuning_seconds,
+    )
 
 
 # The RL² column -------------------------------------------------------------------------------
@@ -384,8 +464,9 @@ def format_markdown(table: list[Cell], meta: dict[str, Any]) -> str:
         f"Ours: mean total reward per trial ± standard error over {meta['trials']} held-out trials "
         f"per cell (`test` stream); hyperparameters tuned on the separate `tune` stream "
         f"({meta['tune_trials']} trials per grid value, OTS {meta['ots_tune_trials']}).",
-        f"Classical cells: {meta['classical_seconds']:.1f} s wall time with {meta['workers']} "
-        f"worker process(es) on {meta['cpu_count']} CPU cores, tuning included.",
+        f"Classical cells, tuning included: {meta['classical_seconds']:.1f} s wall time with "
+        f"{meta['workers']} worker process(es) on {meta['cpu_count']} CPU cores "
+        f"({meta['classical_cpu_seconds']:.1f} CPU seconds in all).",
         "",
         "Each cell: published · ours ± SE · z, the difference in standard errors "
         "(ours, the published 1000-trial SE estimated from our per-trial spread, and the "
@@ -475,7 +556,9 @@ def log_to_mlflow(
     tags = {**git_tags(), "table": TABLE, "budget": meta["budget"]}
     run_id = client.create_run(experiment_id, run_name=TABLE, tags=tags).info.run_id
     stamp = int(time.time() * 1000)
-    metrics = [Metric("classical_seconds", meta["classical_seconds"], stamp, 0)]
+    metrics = [
+        Metric(key, meta[key], stamp, 0) for key in ("classical_seconds", "classical_cpu_seconds")
+    ]
     params = [Param(key, str(meta[key])) for key in ("budget", "trials", "seed", "settings")]
     params += [Param(key, str(meta[key])) for key in ("tune_trials", "ots_tune_trials", "workers")]
     for cell in table:
@@ -533,9 +616,10 @@ def reproduce_rl2_table1(
     rows = parse_settings(settings)
     published = published_table()
     uri = resolve_tracking_uri(tracking_uri)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), cpu_seconds()
     cells = run_classical(rows, chosen, trials, seed, workers)
     classical_seconds = time.perf_counter() - started
+    classical_cpu = cpu_seconds() - cpu_started
     notes = [_rl2_note(chosen, skip_rl2)]
     if not skip_rl2 and rl2_available():
         cells += rl2_cells(rows, chosen, trials, seed, uri, experiment)
@@ -551,6 +635,7 @@ def reproduce_rl2_table1(
         "workers": workers,
         "cpu_count": multiprocessing.cpu_count(),
         "classical_seconds": classical_seconds,
+        "classical_cpu_seconds": classical_cpu,
         "git_commit": git_tags()["git_commit"],
         "notes": notes,
     }
@@ -565,10 +650,18 @@ def reproduce_rl2_table1(
         "csv": str(table_csv),
         "run_id": run_id,
         "classical_seconds": classical_seconds,
+        "classical_cpu_seconds": classical_cpu,
         "total_seconds": time.perf_counter() - started,
         "flagged": sum(cell.flagged for cell in table),
         "cells": [asdict(cell) | {"z": cell.z} for cell in table],
     }
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished (waited-for) child processes."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _command_line(

@@ -25,7 +25,9 @@ TUNING_GRIDS: dict[str, tuple[str, tuple[Any, ...]]] = {
     "ots": ("samples", tuple(range(1, 21))),
     "gittins": ("discount", (0.9, 0.99, 0.999, 0.9999)),
 }
-"""Strategy name -> (hyperparameter, grid), from the RL² protocol (reference README)."""
+"""Strategy name -> (hyperparameter, grid), from the RL² Table 1 protocol (reference README)."""
+TUNING_FAMILIES = ("bernoulli-bandit", "dependent-bandit")
+"""The families whose strategies these grids tune (other families' strategies are not tuned)."""
 
 
 @dataclass
@@ -51,17 +53,63 @@ class TuningResult:
         return asdict(self)
 
 
-def tuned_param(strategy: str, explicit: set[str] | frozenset[str] = frozenset()) -> str | None:
+def tuned_param(
+    strategy: str,
+    explicit: set[str] | frozenset[str] = frozenset(),
+    family: str = "bernoulli-bandit",
+) -> str | None:
     """The hyperparameter of ``strategy`` that evaluation tunes, or None.
 
     Args:
         strategy: a registered strategy name.
         explicit: hyperparameters the user set; a value given explicitly is never tuned.
+        family: the task family evaluated on (only the bandit families are tuned).
     """
-    if strategy not in TUNING_GRIDS:
+    if strategy not in TUNING_GRIDS or family not in TUNING_FAMILIES:
         return None
     param = TUNING_GRIDS[strategy][0]
     return None if param in explicit else param
+
+
+def tuning_score(
+    strategy: str,
+    family: TaskFamily,
+    value: Any,
+    trials: int,
+    seed: int,
+    fixed: dict[str, Any] | None = None,
+    device: str = "cpu",
+) -> float:
+    """Mean total reward of ``strategy`` with its tuned hyperparameter at ``value`` on tune trials.
+
+    Args:
+        strategy: a strategy with a grid in :data:`TUNING_GRIDS`.
+        family: the setting to tune on.
+        value: the grid value.
+        trials: tuning trials.
+        seed: seed whose ``tune`` task stream is played.
+        fixed: other hyperparameters, held fixed.
+        device: where the trials are played.
+    """
+    param = TUNING_GRIDS[strategy][0]
+    policy = get_strategy(strategy).build(family, {**(fixed or {}), param: value})
+    result = evaluate_policy(policy, family, trials, seed, device=device, split=TUNE_SPLIT)
+    return result.mean_total_reward
+
+
+def choose(strategy: str, scores: dict[Any, float], trials: int, seed: int) -> TuningResult:
+    """The grid value with the highest score (the first in grid order on a tie).
+
+    Args:
+        strategy: a strategy with a grid in :data:`TUNING_GRIDS`.
+        scores: the tuning score of every grid value.
+        trials: tuning trials per value (recorded).
+        seed: the tuning seed (recorded).
+    """
+    param, grid = TUNING_GRIDS[strategy]
+    best = max(grid, key=lambda value: (scores[value], -grid.index(value)))
+    text_scores = {str(value): scores[value] for value in grid}
+    return TuningResult(strategy, param, best, trials, seed, TUNE_SPLIT, text_scores)
 
 
 def tune_strategy(
@@ -84,17 +132,9 @@ def tune_strategy(
     """
     require(strategy in TUNING_GRIDS, f"strategy '{strategy}' has no tuning grid")
     require(trials >= 1, f"tuning trials must be >= 1, got {trials}")
-    param, grid = TUNING_GRIDS[strategy]
-    registered = get_strategy(strategy)
-    scores: dict[str, float] = {}
-    best_value, best_score = grid[0], float("-inf")
-    for value in grid:
-        policy = registered.build(family, {**(fixed or {}), param: value})
-        result = evaluate_policy(policy, family, trials, seed, device=device, split=TUNE_SPLIT)
-        scores[str(value)] = result.mean_total_reward
-        if result.mean_total_reward > best_score:
-            best_value, best_score = value, result.mean_total_reward
-    return TuningResult(strategy, param, best_value, trials, seed, TUNE_SPLIT, scores)
+    grid = TUNING_GRIDS[strategy][1]
+    scores = {v: tuning_score(strategy, family, v, trials, seed, fixed, device) for v in grid}
+    return choose(strategy, scores, trials, seed)
 
 
 def explicit_strategy_keys(overrides: list[str]) -> set[str]:

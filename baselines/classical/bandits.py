@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from baselines.classical.sampling import sample_beta
+from baselines.classical.sampling import sample_beta, sample_beta_gammas
 from baselines.strategies import register_strategy
 from tasks import ConfigError, StepView, TaskFamily, require
 
@@ -174,13 +174,18 @@ class OptimisticThompsonPolicy(CountingPolicy):
         m = self.samples
         alpha = (self.successes + 1.0).expand(m, *self.successes.shape)
         beta = (self.failures + 1.0).expand(m, *self.failures.shape)
-        draws = sample_beta(alpha, beta, self.generator)
+        g_alpha, g_beta = sample_beta_gammas(alpha, beta, self.generator)
+        total = g_alpha + g_beta
+        draws = g_alpha / total
         if self.variant == "max":
             return draws.max(0).values.argmax(1)
-        # Joint log density up to its normaliser, which is the same for every draw of a slot.
-        log_density = (torch.xlogy(alpha - 1.0, draws) + torch.xlogy(beta - 1.0, 1.0 - draws)).sum(
-            2
-        )
+        # Joint log density of each draw up to its normaliser (the same for every draw of a slot):
+        # sum over arms of (a - 1) log x + (b - 1) log(1 - x), with x = G_a / (G_a + G_b).
+        log_total = total.log_()
+        log_density = (
+            (alpha - 1.0) * (g_alpha.log_() - log_total)
+            + (beta - 1.0) * (g_beta.log_() - log_total)
+        ).sum(2)
         best = log_density.argmax(0)
         chosen = draws.gather(0, best.view(1, -1, 1).expand(1, *draws.shape[1:])).squeeze(0)
         return chosen.argmax(1)

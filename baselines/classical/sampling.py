@@ -29,10 +29,24 @@ def sample_gamma(shape: torch.Tensor, generator: torch.Generator) -> torch.Tenso
     accept = u.log_() < bound.addcmul_(x, x, value=0.5)
     accept &= v > 0
     out = v.mul_(d)
-    rejected = ~accept
-    if bool(rejected.any()):
-        out[rejected] = sample_gamma(shape[rejected], generator)
+    rejected = (~accept).view(-1).nonzero().squeeze(1)
+    if rejected.numel() > 0:
+        out.view(-1)[rejected] = sample_gamma(shape.reshape(-1)[rejected], generator)
     return out
+
+
+def sample_beta_gammas(
+    alpha: torch.Tensor, beta: torch.Tensor, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Independent Gamma(alpha) and Gamma(beta) draws; G_a / (G_a + G_b) is Beta(alpha, beta).
+
+    Args:
+        alpha: float tensor, entries >= 1.
+        beta: float tensor of the same shape, entries >= 1.
+        generator: source of randomness.
+    """
+    gammas = sample_gamma(torch.stack([alpha, beta]), generator)
+    return gammas[0], gammas[1]
 
 
 def sample_beta(
@@ -45,5 +59,5 @@ def sample_beta(
         beta: float tensor of the same shape, entries >= 1.
         generator: source of randomness.
     """
-    gammas = sample_gamma(torch.stack([alpha, beta]), generator)
-    return gammas[0] / (gammas[0] + gammas[1])
+    g_alpha, g_beta = sample_beta_gammas(alpha, beta, generator)
+    return g_alpha / (g_alpha + g_beta)
