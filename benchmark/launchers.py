@@ -18,6 +18,7 @@ from benchmark.worker import Job, execute_job, init_worker
 from tasks import ConfigError, require
 
 LAUNCHERS = ("local", "ray")
+TERMINATE_SECONDS = 2.0
 
 
 class Launcher(Protocol):
@@ -43,7 +44,7 @@ class LocalLauncher:
     """A pool of spawned worker processes on this machine.
 
     Workers are reused from job to job (their imports cost seconds), each runs one job at a time
-    with one torch thread, and each exits as soon as the driver dies or cancels.
+    with one torch thread, and each exits as soon as the driver dies; cancelling terminates them.
 
     Args:
         workers: pool size (default: the number of cores).
@@ -53,7 +54,6 @@ class LocalLauncher:
         self.slots = workers or os.cpu_count() or 1
         self.description = f"{self.slots} local worker processes"
         self._context = multiprocessing.get_context("spawn")
-        self._stop = self._context.Event()
         self._executor = self._new_executor()
 
     def _new_executor(self) -> futures.ProcessPoolExecutor:
@@ -61,7 +61,7 @@ class LocalLauncher:
             max_workers=self.slots,
             mp_context=self._context,
             initializer=init_worker,
-            initargs=(os.getpid(), self._stop),
+            initargs=(os.getpid(),),
         )
 
     def submit(self, job: Job) -> futures.Future:
@@ -83,7 +83,18 @@ class LocalLauncher:
 
     def close(self, cancel: bool) -> None:
         if cancel:
-            self._stop.set()
+            # No new workers from here on; then stop the running ones (the pool's workers are this
+            # process's only multiprocessing children) before the executor joins them.
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            workers = multiprocessing.active_children()
+            for process in workers:
+                process.terminate()
+            for process in workers:
+                # Lightning traps SIGTERM to stop training gracefully; do not wait for that.
+                process.join(TERMINATE_SECONDS)
+                if process.is_alive():
+                    process.kill()
+                    process.join()
         self._executor.shutdown(wait=True, cancel_futures=cancel)
 
 

@@ -103,6 +103,8 @@ class SweepDriver:
             self.experiment_id = experiment.experiment_id
         self.parent_id = ""
         self.last_beat = 0.0
+        self.open_runs: set[str] = set()
+        """Child runs created and not yet terminated (KILLED if the driver is interrupted)."""
 
     def prepare(self) -> list[Job]:
         """Reap dead drivers' runs, then return the jobs without a FINISHED run."""
@@ -156,7 +158,7 @@ class SweepDriver:
                         progress.finished(job, record)
                     self._heartbeat()
             except BaseException:
-                for _, run_id in inflight.values():
+                for run_id in sorted(self.open_runs):
                     self.client.set_terminated(run_id, "KILLED")
                 raise
         return failed
@@ -192,6 +194,7 @@ class SweepDriver:
         tags.update({SWEEP: self.sweep.name, "config_hash": job.config_hash, "kind": job.kind})
         tags.update({"algorithm": job.name, "task": job.task, "setting": job.setting})
         run = self.client.create_run(self.experiment_id, run_name=job.label, tags=tags)
+        self.open_runs.add(run.info.run_id)
         params = [Param(key, _param_value(value)) for key, value in job.params.items()]
         for start in range(0, len(params), 100):
             self.client.log_batch(run.info.run_id, params=params[start : start + 100])
@@ -206,6 +209,7 @@ class SweepDriver:
             if record.get("traceback"):
                 self.client.log_text(run_id, record["traceback"], "error.txt")
             self.client.set_terminated(run_id, "FAILED")
+            self.open_runs.discard(run_id)
             return
         extra = record.get("extra_params", {})
         params = [Param(key, _param_value(value)) for key, value in extra.items()]
@@ -220,6 +224,7 @@ class SweepDriver:
                 path.write_bytes(payload)
             self.client.log_artifacts(run_id, tmp)
         self.client.set_terminated(run_id, "FINISHED")
+        self.open_runs.discard(run_id)
 
     def _heartbeat(self) -> None:
         if time.time() - self.last_beat >= HEARTBEAT_SECONDS:
@@ -228,7 +233,7 @@ class SweepDriver:
 
 
 def reap_dead_drivers(client: MlflowClient, experiment_id: str, sweep_name: str) -> int:
-    """Mark the RUNNING parents whose driver is gone, and their RUNNING children, KILLED.
+    """Mark RUNNING parents whose driver is gone, and RUNNING children of no live parent, KILLED.
 
     A live driver of the same sweep is refused (two drivers would run the same jobs twice).
 
@@ -240,25 +245,28 @@ def reap_dead_drivers(client: MlflowClient, experiment_id: str, sweep_name: str)
     Returns:
         the number of child runs marked KILLED.
     """
-    killed = 0
-    query = f"tags.`{ROLE}` = 'parent' and attributes.status = 'RUNNING'"
-    for parent in search_all(client, experiment_id, query):
+    running = f"tags.`{ROLE}` = 'parent' and attributes.status = 'RUNNING'"
+    live, dead = [], []
+    for parent in search_all(client, experiment_id, running):
         tags = parent.data.tags
-        if driver_alive(tags):
-            if tags.get(SWEEP) == sweep_name:
-                raise ConfigError(
-                    f"sweep '{sweep_name}' is already running (pid {tags.get(PID)} on "
-                    f"{tags.get(HOST)}, parent run {parent.info.run_id}); wait for it or stop it"
-                )
-            continue
-        children = (
-            f"tags.`mlflow.parentRunId` = '{parent.info.run_id}' and attributes.status = 'RUNNING'"
-        )
-        for child in search_all(client, experiment_id, children):
+        if not driver_alive(tags):
+            dead.append(parent.info.run_id)
+        elif tags.get(SWEEP) == sweep_name:
+            raise ConfigError(
+                f"sweep '{sweep_name}' is already running (pid {tags.get(PID)} on "
+                f"{tags.get(HOST)}, parent run {parent.info.run_id}); wait for it or stop it"
+            )
+        else:
+            live.append(parent.info.run_id)
+    killed = 0
+    orphans = f"tags.`{ROLE}` = 'child' and attributes.status = 'RUNNING'"
+    for child in search_all(client, experiment_id, orphans):
+        if child.data.tags.get("mlflow.parentRunId") not in live:
             client.set_tag(child.info.run_id, "metarl.note", "its sweep driver died")
             client.set_terminated(child.info.run_id, "KILLED")
             killed += 1
-        client.set_terminated(parent.info.run_id, "KILLED")
+    for run_id in dead:
+        client.set_terminated(run_id, "KILLED")
     if killed:
         print(f"marked {killed} runs of a dead sweep driver KILLED", file=sys.stderr)
     return killed

@@ -12,7 +12,7 @@ A sweep file (the built-ins live in ``configs/sweeps/<name>.yaml``)::
       - {name: my_pkg.my_algo:MyAlgo, overrides: {algo.lr: 0.001}}
     strategies:                    # classical: a name or {name, params}
       - random
-      - {name: eps-greedy, params: {epsilon: 0.1}}
+      - {name: eps-greedy, params: {eps: 0.1}}
     tasks:                         # a name, or {name, grid | variants, overrides}
       - name: bernoulli-bandit
         grid: {arms: [5, 10], pulls: [10]}       # every combination

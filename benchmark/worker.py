@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import tempfile
 import threading
@@ -97,16 +98,18 @@ class MemoryLogger(Logger):
             self.history.append((key, float(value), int(step or 0), stamp))
 
 
-def init_worker(parent_pid: int | None, stop: Any | None) -> None:
-    """Prepare a worker process: one torch thread, no per-run output, die with the driver.
+def init_worker(parent_pid: int) -> None:
+    """Prepare a pool worker: one torch thread, no per-run output, no Ctrl-C, die with the driver.
+
+    Ctrl-C reaches the whole process group; only the driver handles it (it marks the running runs
+    KILLED and terminates the workers), so a worker ignores SIGINT.
 
     Args:
         parent_pid: the driver's pid; the worker exits when its parent changes (driver killed).
-        stop: a multiprocessing Event; the worker exits as soon as the driver sets it.
     """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     quiet_worker()
-    if parent_pid is not None:
-        threading.Thread(target=_watch_parent, args=(parent_pid, stop), daemon=True).start()
+    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
 
 
 def quiet_worker() -> None:
@@ -119,13 +122,10 @@ def quiet_worker() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def _watch_parent(parent_pid: int, stop: Any | None) -> None:
+def _watch_parent(parent_pid: int) -> None:
     # A killed driver cannot stop its workers; they notice the new parent and exit themselves.
     while os.getppid() == parent_pid:
-        if stop is None:
-            time.sleep(PARENT_POLL_SECONDS)
-        elif stop.wait(PARENT_POLL_SECONDS):
-            break
+        time.sleep(PARENT_POLL_SECONDS)
     os._exit(1)
 
 

@@ -197,3 +197,29 @@ def test_kill_9_of_the_driver_then_rerun_gives_every_run_exactly_once(workdir, c
     per_setting = table[(table["scope"] == "setting") & (table["statistic"] == "total_reward")]
     assert sorted(per_setting["algorithm"]) == ["lstm-a2c", "random"]
     assert set(per_setting["n"]) == {6}
+
+
+@pytest.mark.slow  # a sweep driver subprocess: ~1 minute
+def test_ctrl_c_marks_running_runs_killed_and_leaves_no_process(workdir):
+    folder, uri = workdir
+    path = write_sweep(folder, "interrupted", seeds=6, strategies=[])
+    command = [sys.executable, "-m", "benchmark", "--tracking-uri", uri, "sweep", str(path)]
+    log = folder / "driver.log"
+    driver = subprocess.Popen(
+        [*command, "--workers", "2"],
+        stderr=log.open("w"),
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.monotonic() + 240
+    while "[1/6]" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    workers = _children_of(driver.pid)
+    os.killpg(driver.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground group
+    assert driver.wait(timeout=60) == 130
+    assert "interrupted" in log.read_text()
+    assert not any(_alive(pid) for pid in workers)
+    runs = runs_of(uri, "interrupted")
+    assert runs[runs["role"] == "parent"]["status"].tolist() == ["KILLED"]
+    statuses = runs[runs["role"] == "child"]["status"]
+    assert "RUNNING" not in set(statuses) and "KILLED" in set(statuses)
