@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 bench: $(STAMP)
-	$(VENV)/bin/metarl-bench run lstm-a2c bernoulli-bandit task.arms=5 task.pulls=10
+	$(VENV)/bin/metarl-bench sweep quick
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest

@@ -30,7 +30,7 @@ from mlflow.tracking import MlflowClient
 from benchmark.launchers import Launcher, check_launcher, make_launcher
 from benchmark.progress import SweepProgress
 from benchmark.sweep_config import Sweep, load_sweep
-from benchmark.tracking import artifact_location, git_tags
+from benchmark.tracking import ensure_experiment, git_tags
 from benchmark.worker import Job
 from tasks import ConfigError
 
@@ -95,12 +95,7 @@ class SweepDriver:
         self.sweep = sweep
         self.client = MlflowClient(tracking_uri)
         self.tags = git_tags()
-        experiment = self.client.get_experiment_by_name(sweep.experiment)
-        if experiment is None:
-            location = artifact_location(tracking_uri, sweep.experiment)
-            self.experiment_id = self.client.create_experiment(sweep.experiment, location)
-        else:
-            self.experiment_id = experiment.experiment_id
+        self.experiment_id = ensure_experiment(tracking_uri, sweep.experiment)
         self.parent_id = ""
         self.last_beat = 0.0
         self.open_runs: set[str] = set()
