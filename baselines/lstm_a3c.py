@@ -41,7 +41,8 @@ they apply exactly that many.
 
 *Shutdown.* Workers are daemon processes started with the ``spawn`` context. A callback from
 ``configure_callbacks`` closes the pool on train end, on any exception in the Lightning process
-(including Ctrl-C, which Lightning turns into a graceful shutdown) and at teardown; the stream's
+(including Ctrl-C, which Lightning turns into a graceful shutdown, and SIGTERM, after which it
+stops at the end of the current step) and at teardown; the stream's
 ``finally`` and multiprocessing's exit handler are further nets. Closing sets a stop event, drains
 the report queue while joining with a timeout, then terminates and finally kills stragglers. A
 worker ignores SIGINT (the terminal sends it to the whole process group; the Lightning process
