@@ -53,12 +53,15 @@ def test_z_combines_our_published_and_rounding_errors():
 
 
 def test_flagged_cells_with_a_known_reason_get_a_footnote(monkeypatch):
-    monkeypatch.setitem(reproduce.KNOWN_REASONS, "UCB1", "a known reason")
-    far = Cell("10x5", 10, 5, "UCB1", "ucb1", published=6.7, mean=6.0, stderr=0.1, trials=400)
+    monkeypatch.setitem(reproduce.KNOWN_REASONS, "UCB1", (-1, "a known reason"))
+    below = Cell("10x5", 10, 5, "UCB1", "ucb1", published=6.7, mean=6.0, stderr=0.1, trials=400)
+    above = Cell("10x50", 10, 50, "UCB1", "ucb1", published=6.7, mean=7.4, stderr=0.1, trials=400)
     near = Cell("10x10", 10, 10, "UCB1", "ucb1", published=6.7, mean=6.7, stderr=0.1, trials=400)
-    refs, texts = reproduce.footnotes([far, near])
+    refs, texts = reproduce.footnotes([below, above, near])
+    # The reason explains a deficit only: the cell above is flagged but gets no footnote.
     assert texts == ["a known reason"] and refs == {("10x5", "UCB1"): [1]}
-    assert reproduce.format_cell(far, [1]).endswith("⚠ [1]")
+    assert reproduce.format_cell(below, [1]).endswith("⚠ [1]")
+    assert reproduce.format_cell(above, []).endswith("⚠")
 
 
 @pytest.mark.parametrize(
