@@ -1,6 +1,6 @@
 """What a new algorithm is compared against: learned Lightning modules and classical strategies.
 
-Importing this package registers the built-in algorithms.
+Importing this package registers the built-in algorithms and classical strategies.
 """
 
 from baselines import (
@@ -10,6 +10,7 @@ from baselines import (
     rl2,  # noqa: F401  (registers rl2)
 )
 from baselines.base import ActorCriticConfig, MetaRLAlgorithm
+from baselines.classical import bandits, tabular  # noqa: F401  (register the strategies)
 from baselines.registry import ALGORITHMS, algorithm_names, get_algorithm_class, register_algorithm
 
 __all__ = [

@@ -109,6 +109,3 @@ def get_strategy(name: str) -> Strategy:
 
 register_strategy("random")(lambda family: RandomPolicy())
 register_strategy("oracle")(lambda family: OraclePolicy())
-
-# The classical strategies register themselves on import (after the registry exists).
-from baselines.classical import bandits, tabular  # noqa: E402, F401
