@@ -242,9 +242,11 @@ class _ActorLearner:
         self.state: RecurrentState = self.local.initial_state(batch, "cpu")
         self.running_return = torch.zeros(batch)
         self.updates = 0
+        self.cpu_started = 0.0
 
     def run(self) -> None:
         """Claim, compute and apply updates until the budget is spent or a stop is requested."""
+        self.cpu_started = time.process_time()
         while (claimed := self._claim_update()) is not None:
             version = self._pull()
             segment = self._rollout()
@@ -356,6 +358,7 @@ class _ActorLearner:
             "worker": self.ctx.index,
             "worker_updates": self.updates,
             "staleness": staleness,
+            "cpu_seconds": time.process_time() - self.cpu_started,
             "env_steps": segment["rewards"].numel(),
             "reward_per_step": float(segment["rewards"].mean()),
             "completed_return": float(segment["completed_return"]),
@@ -508,6 +511,8 @@ class LSTMA3C(MetaRLAlgorithm):
         """Updates each worker has applied so far (from its reports)."""
         self.worker_staleness = [0] * self.cfg.workers
         """The largest staleness of each worker's updates so far."""
+        self.worker_cpu_seconds = [0.0] * self.cfg.workers
+        """CPU time each worker has spent learning so far (from the release on)."""
         self.reported_updates = 0
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
@@ -555,6 +560,7 @@ class LSTMA3C(MetaRLAlgorithm):
         worker = report["worker"]
         self.worker_updates[worker] = report["worker_updates"]
         self.worker_staleness[worker] = max(self.worker_staleness[worker], report["staleness"])
+        self.worker_cpu_seconds[worker] = report["cpu_seconds"]
         self.reported_updates += 1
         self.env_steps += report["env_steps"]
         self._accumulate(report)
