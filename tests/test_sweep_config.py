@@ -78,9 +78,9 @@ def test_builtin_sweeps_validate():
 
 
 def test_a_strategy_that_fits_no_task_is_refused(tmp_path):
-    from baselines.strategies import STRATEGIES, Strategy
+    from baselines.strategies import STRATEGIES, register_strategy
 
-    STRATEGIES["mdp-only"] = Strategy("mdp-only", lambda family: None, None, ("tabular-mdp",))
+    register_strategy("mdp-only", families=("tabular-mdp",))(lambda family: None)
     try:
         path = _write(tmp_path, strategies=["mdp-only"], tasks=["bernoulli-bandit"])
         with pytest.raises(ConfigError, match="supports none of the sweep's tasks"):
