@@ -223,8 +223,9 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 def quiet_libraries() -> None:
     """Keep stdout for results: Lightning's info lines and known deprecation noise are hidden."""
-    logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
-    logging.getLogger("lightning").setLevel(logging.WARNING)
+    for name in ("pytorch_lightning", "lightning", "lightning.pytorch"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+        logging.getLogger(f"{name}.utilities.rank_zero").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
 
