@@ -9,7 +9,9 @@ policy-gradient loop over whole trials; the paper used TRPO, here it is PPO (Sch
 2. rollout: the DataModule plays B whole trials under ``no_grad`` (one segment = one trial), the
    GRU stepping one pull at a time;
 3. targets: the fused GRU recomputes the batch from its stored initial (zero) hidden state; GAE
-   over the whole trial, with the trial end as the only terminal (``dones = trial_done``);
+   over the whole trial, with the trial end as the only terminal (``dones = trial_done``); the
+   critic regresses targets normalised by running statistics (returns over 100 pulls are ~50,
+   and an unscaled value loss would swamp the policy's gradient in the shared GRU);
 4. update: several epochs of minibatches of whole trials (split along the batch dimension), each
    recomputing the GRU over the whole trial with backpropagation through time, on PPO's clipped
    objective plus value loss and entropy bonus, with normalised advantages and clipped gradients.
@@ -54,10 +56,16 @@ class RL2Config(ActorCriticConfig):
     """Weight of the value loss."""
     entropy_coef: float = 0.03
     """Weight of the entropy bonus."""
+    entropy_schedule: str = "constant"
+    """constant, or linear: decay the entropy bonus to 0 over the budget (exploit at the end)."""
     grad_clip: float = 1.0
     """Gradient norm clip."""
     normalize_advantages: bool = True
     """Standardise the advantages over the batch before the update."""
+    normalize_values: bool = True
+    """The critic predicts value targets standardised by running statistics (a moving average)."""
+    value_norm_decay: float = 0.9
+    """Per-batch decay of the moving mean and second moment of the value targets."""
     policy_init_gain: float | None = 0.01
     """Orthogonal-init gain of the policy head (small: a near-uniform initial policy)."""
 
@@ -73,7 +81,15 @@ class RL2Config(ActorCriticConfig):
             f"algo.gae_lambda must be in [0, 1], got {self.gae_lambda}",
         )
         require(self.clip > 0, f"algo.clip must be > 0, got {self.clip}")
+        require(
+            self.entropy_schedule in ("constant", "linear"),
+            f"algo.entropy_schedule must be one of constant, linear, got '{self.entropy_schedule}'",
+        )
         require(self.epochs >= 1, f"algo.epochs must be >= 1, got {self.epochs}")
+        require(
+            0.0 <= self.value_norm_decay < 1.0,
+            f"algo.value_norm_decay must be in [0, 1), got {self.value_norm_decay}",
+        )
         require(
             1 <= self.minibatches <= self.batch_size,
             f"algo.minibatches must be in [1, algo.batch_size={self.batch_size}], "
@@ -87,6 +103,12 @@ class RL2(MetaRLAlgorithm):
 
     name = "rl2"
     Config = RL2Config
+
+    def __init__(self, algo: dict[str, Any], task_name: str, task: dict[str, Any]):
+        super().__init__(algo, task_name, task)
+        # Moving mean and second moment of the critic's targets, and the number of batches seen.
+        self.register_buffer("value_moments", torch.tensor([0.0, 1.0]))
+        self.register_buffer("value_batches", torch.zeros((), dtype=torch.long))
 
     def build_network(self) -> RecurrentActorCritic:
         """A GRU actor-critic over phi (the paper's recurrent cell)."""
@@ -124,7 +146,27 @@ class RL2(MetaRLAlgorithm):
         logits, values, state = self.network(view.phi[None], state, trial_start)
         actions = sample_actions(logits[0], generator)
         log_probs = torch.log_softmax(logits[0], -1).gather(1, actions[:, None]).squeeze(1)
-        return actions, {"values": values[0], "log_probs": log_probs}, state
+        mean, std = self.value_scale()
+        return actions, {"values": values[0] * std + mean, "log_probs": log_probs}, state
+
+    def value_scale(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and standard deviation that turn the critic's output into a value."""
+        if not self.cfg.normalize_values:
+            return torch.zeros((), device=self.device), torch.ones((), device=self.device)
+        mean, second = self.value_moments
+        return mean, (second - mean**2).clamp(min=1e-4).sqrt()
+
+    def update_value_scale(self, value_targets: torch.Tensor) -> None:
+        """Fold one batch's value targets into the moving moments (the first batch sets them).
+
+        Args:
+            value_targets: float [T, B], GAE advantages plus values, in reward units.
+        """
+        first = self.value_batches == 0
+        decay = torch.where(first, 0.0, self.cfg.value_norm_decay)
+        batch_moments = torch.stack([value_targets.mean(), value_targets.pow(2).mean()])
+        self.value_moments.copy_(decay * self.value_moments + (1 - decay) * batch_moments)
+        self.value_batches += 1
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         targets = self.ppo_targets(batch)
@@ -153,6 +195,8 @@ class RL2(MetaRLAlgorithm):
         # V after the segment bootstraps a trial cut short by the segment's end; when a segment is
         # exactly one trial (bandits) its last step ends the trial and this value is not used.
         logits, values, bootstrap = self.recompute(batch)
+        mean, std = self.value_scale()
+        values, bootstrap = values * std + mean, bootstrap * std + mean
         log_probs = torch.log_softmax(logits, -1).gather(2, batch["actions"][..., None])[..., 0]
         advantages = gae(
             batch["rewards"],
@@ -163,6 +207,10 @@ class RL2(MetaRLAlgorithm):
             self.cfg.gae_lambda,
         )
         value_targets = advantages + values
+        if self.cfg.normalize_values:
+            self.update_value_scale(value_targets)
+            mean, std = self.value_scale()
+            value_targets = (value_targets - mean) / std  # what the critic's output regresses
         if self.cfg.normalize_advantages:
             advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
         return {"log_probs": log_probs, "advantages": advantages, "value_targets": value_targets}
@@ -190,5 +238,13 @@ class RL2(MetaRLAlgorithm):
             targets["value_targets"][:, index],
             self.cfg.clip,
             self.cfg.value_coef,
-            self.cfg.entropy_coef,
+            self.entropy_coef(),
         )
+
+    def entropy_coef(self) -> float:
+        """The entropy bonus's weight now: constant, or decayed linearly over the run's budget."""
+        trainer = self._trainer
+        if self.cfg.entropy_schedule == "constant" or trainer is None:
+            return self.cfg.entropy_coef
+        progress = trainer.global_step / max(1, trainer.max_steps)
+        return self.cfg.entropy_coef * max(0.0, 1.0 - progress)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -117,8 +118,39 @@ def test_ppo_targets_recompute_the_rollout_exactly():
     torch.testing.assert_close(targets["log_probs"], batch["log_probs"], atol=1e-5, rtol=0)
     advantages = targets["advantages"]
     assert advantages.mean().abs() < 1e-5 and (advantages.std() - 1).abs() < 1e-4
+    # Before any batch the value scale is the identity, so the rollout's values are the critic's.
     raw = gae(batch["rewards"], batch["values"], batch["trial_done"], torch.zeros(6), 0.99, 0.3)
-    torch.testing.assert_close(targets["value_targets"], raw + batch["values"], atol=1e-5, rtol=0)
+    want = raw + batch["values"]
+    # The first batch sets the running moments, so the critic's targets are standardised exactly.
+    mean, std = module.value_scale()
+    torch.testing.assert_close(mean, want.mean())
+    torch.testing.assert_close(std, want.std(unbiased=False))
+    torch.testing.assert_close(targets["value_targets"] * std + mean, want, atol=1e-5, rtol=0)
+
+
+def test_value_scale_is_a_moving_average_over_batches():
+    module = make_rl2(value_norm_decay=0.5)
+    first, second = torch.full((3, 2), 2.0), torch.full((3, 2), 4.0)
+    module.update_value_scale(first)
+    mean, std = module.value_scale()
+    assert mean.item() == pytest.approx(2.0) and std.item() == pytest.approx(0.01)  # var floor
+    module.update_value_scale(second)
+    mean, std = module.value_scale()
+    # mean 0.5 * 2 + 0.5 * 4 = 3; second moment 0.5 * 4 + 0.5 * 16 = 10; variance 10 - 9 = 1.
+    assert mean.item() == pytest.approx(3.0) and std.item() == pytest.approx(1.0)
+    off = make_rl2(normalize_values=False)
+    assert [x.item() for x in off.value_scale()] == [0.0, 1.0]
+
+
+def test_linear_entropy_schedule_decays_to_zero_over_the_budget():
+    module = make_rl2(entropy_coef=0.04, entropy_schedule="linear")
+    assert module.entropy_coef() == pytest.approx(0.04)  # not attached to a trainer yet
+    for step, want in ((0, 0.04), (25, 0.03), (100, 0.0)):
+        module._trainer = SimpleNamespace(global_step=step, max_steps=100)
+        assert module.entropy_coef() == pytest.approx(want)
+    constant = make_rl2(entropy_coef=0.04)
+    constant._trainer = SimpleNamespace(global_step=50, max_steps=100)
+    assert constant.entropy_coef() == pytest.approx(0.04)
 
 
 def test_ppo_clip_loss_matches_hand_computation():
