@@ -28,16 +28,33 @@ class Launcher(Protocol):
     description: str
 
     def submit(self, job: Job) -> Any:
-        """Start ``job``; return a handle."""
+        """Start ``job``; return a handle.
+
+        Args:
+            job: the run to execute.
+        """
 
     def wait(self, handles: list[Any], timeout: float) -> list[Any]:
-        """The handles among ``handles`` that are done (waits up to ``timeout`` seconds)."""
+        """The handles among ``handles`` that are done (waits up to ``timeout`` seconds).
+
+        Args:
+            handles: handles of jobs in flight.
+            timeout: the longest wait in seconds.
+        """
 
     def result(self, handle: Any) -> dict[str, Any]:
-        """The record of a finished job (a FAILED record if its worker died)."""
+        """The record of a finished job (a FAILED record if its worker died).
+
+        Args:
+            handle: a handle that :meth:`wait` returned.
+        """
 
     def close(self, cancel: bool) -> None:
-        """Release the workers; ``cancel`` stops the jobs still running."""
+        """Release the workers.
+
+        Args:
+            cancel: stop the jobs still running (Ctrl-C) instead of letting them end.
+        """
 
 
 class LocalLauncher:
@@ -187,7 +204,13 @@ def check_launcher(name: str, workers: int | None, address: str | None) -> None:
 
 
 def make_launcher(name: str, workers: int | None, address: str | None) -> Launcher:
-    """The launcher ``name`` (validated by :func:`check_launcher`)."""
+    """The launcher ``name`` (validated by :func:`check_launcher`).
+
+    Args:
+        name: ``local`` or ``ray``.
+        workers: parallel runs (None: the default).
+        address: a Ray cluster address (Ray only).
+    """
     if name == "ray":
         return RayLauncher(workers, address)
     return LocalLauncher(workers)

@@ -30,7 +30,11 @@ LEARNING_METRIC = "train/trial_return"
 
 
 def slug(setting: str) -> str:
-    """A file-name-safe form of a setting label (``bernoulli-bandit_arms-5_pulls-10``)."""
+    """A file-name-safe form of a setting label (``bernoulli-bandit_arms-5_pulls-10``).
+
+    Args:
+        setting: a label such as ``bernoulli-bandit arms=5 pulls=10``.
+    """
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", setting.replace("=", "-").replace(" ", "_"))
 
 
@@ -55,8 +59,10 @@ def plot_sweep(client: MlflowClient, runs: pd.DataFrame, folder: Path) -> list[P
             if _draw(curves, setting, "environment steps", "trial return (training)", path):
                 written.append(path)
         curves = {a: _adaptation(client, g) for a, g in group.groupby("algorithm")}
+        classical = set(group.loc[group["kind"] == "classical", "algorithm"])
         path = folder / f"adaptation_{slug(setting)}.png"
-        if _draw(curves, setting, "episode index within the trial", "mean return", path):
+        ylabel = "mean return (held-out trials)"
+        if _draw(curves, setting, "episode index within the trial", ylabel, path, classical):
             written.append(path)
     return written
 
@@ -84,23 +90,31 @@ def _adaptation(client: MlflowClient, runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def _draw(
-    curves: dict[str, pd.DataFrame], title: str, xlabel: str, ylabel: str, path: Path
+    curves: dict[str, pd.DataFrame],
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    path: Path,
+    dashed: set[str] = frozenset(),
 ) -> bool:
+    """One figure, a line and a 95% band per algorithm (``dashed``: classical strategies)."""
     curves = {name: frame for name, frame in curves.items() if not frame.empty}
     if not curves:
         return False
-    figure, axes = plt.subplots(figsize=(6.4, 4.0), dpi=100)
-    for name, frame in sorted(curves.items()):
+    figure, axes = plt.subplots(figsize=(8.0, 4.2), dpi=100)
+    for name, frame in sorted(curves.items(), key=lambda item: (item[0] in dashed, item[0])):
         x = frame.index.to_numpy()
         mean, half = mean_ci(frame.to_numpy(), axis=1)
         half = np.nan_to_num(half)
-        line = axes.plot(
-            x, mean, label=f"{name} (n={frame.shape[1]})", marker="." if len(x) < 30 else None
-        )
-        axes.fill_between(x, mean - half, mean + half, alpha=0.2, color=line[0].get_color())
-    axes.set(title=title, xlabel=xlabel, ylabel=ylabel)
+        style = {
+            "linestyle": "--" if name in dashed else "-",
+            "marker": "." if len(x) < 30 else None,
+        }
+        line = axes.plot(x, mean, label=f"{name} (n={frame.shape[1]})", **style)
+        axes.fill_between(x, mean - half, mean + half, alpha=0.15, color=line[0].get_color())
+    axes.set(title=f"{title} (mean ± 95% CI over seeds)", xlabel=xlabel, ylabel=ylabel)
     axes.grid(alpha=0.3)
-    axes.legend(fontsize="small")
+    axes.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)

@@ -60,7 +60,12 @@ class SweepProgress:
             self.progress.stop()
 
     def finished(self, job: Job, record: dict[str, Any]) -> None:
-        """Count one finished (or failed) run and update the display."""
+        """Count one finished (or failed) run and update the display.
+
+        Args:
+            job: the run.
+            record: its record from the worker (``status``, ``seconds``, ``error``).
+        """
         self.done += 1
         ok = record["status"] == "FINISHED"
         self.failed += not ok

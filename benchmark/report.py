@@ -45,7 +45,11 @@ def render(report: Report, fmt: str, plots_relative_to: Path | None = None) -> s
 
 
 def setting_tables(report: Report) -> list[tuple[str, pd.DataFrame]]:
-    """One display table per setting: algorithm, kind, n, mean ± CI of each metric, tuned values."""
+    """One display table per setting: algorithm, kind, n, mean ± CI of each metric, tuned values.
+
+    Args:
+        report: the built report.
+    """
     per = report.summary[report.summary["scope"] == "setting"]
     tables = []
     for setting in sorted(per["setting"].unique(), key=natural_key):
@@ -69,7 +73,11 @@ def setting_tables(report: Report) -> list[tuple[str, pd.DataFrame]]:
 
 
 def aggregate_table(report: Report) -> pd.DataFrame:
-    """Across settings: IQM of normalised scores and P(improvement), each with its 95% CI."""
+    """Across settings: IQM of normalised scores and P(improvement), each with its 95% CI.
+
+    Args:
+        report: the built report.
+    """
     agg = report.summary[report.summary["scope"] != "setting"]
     rows = []
     for (algorithm, kind), entries in agg.groupby(["algorithm", "kind"], sort=False):
@@ -88,7 +96,11 @@ def aggregate_table(report: Report) -> pd.DataFrame:
 
 
 def methods_text(report: Report) -> list[str]:
-    """The sentences that state n, the CI methods and the normalisation."""
+    """The sentences that state n, the CI methods and the normalisation.
+
+    Args:
+        report: the built report.
+    """
     trials = ", ".join(str(t) for t in report.trials) or "?"
     lines = [
         f"Per setting: mean ± 95% CI over seeds ({stats.T_INTERVAL}); n = number of seeds. "
@@ -164,7 +176,11 @@ def _json(report: Report) -> str:
 
 
 def natural_key(text: str) -> list:
-    """Sort key that orders ``pulls=5`` before ``pulls=10``."""
+    """Sort key that orders ``pulls=5`` before ``pulls=10``.
+
+    Args:
+        text: a setting label.
+    """
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 

@@ -116,21 +116,28 @@ class SweepDriver:
         return todo
 
     def execute(self, todo: list[Job], make: Any) -> int:
-        """Run ``todo`` through a launcher made by ``make()``; return the exit status."""
-        status, code = "FINISHED", 0
+        """Run ``todo`` through a launcher; return the exit status (0, 1 or 130).
+
+        Args:
+            todo: the jobs without a FINISHED run.
+            make: a callable that starts the launcher (called only if there is work).
+        """
+        status, code, cancel = "FAILED", EXIT_FAILED_RUNS, True
         launcher = None
         try:
-            launcher = make() if todo else None
-            if launcher is not None:
+            failed = 0
+            if todo:
+                launcher = make()
                 print(f"running on {launcher.description}", file=sys.stderr)
                 failed = self._loop(launcher, todo)
-                status, code = ("FAILED", EXIT_FAILED_RUNS) if failed else ("FINISHED", 0)
+            status, code = ("FAILED", EXIT_FAILED_RUNS) if failed else ("FINISHED", 0)
+            cancel = False
         except KeyboardInterrupt:
             status, code = "KILLED", EXIT_INTERRUPTED
             print("interrupted: running jobs were stopped and marked KILLED", file=sys.stderr)
-        finally:
+        finally:  # on an error too: stop the workers, and the parent run is not FINISHED
             if launcher is not None:
-                launcher.close(cancel=code == EXIT_INTERRUPTED)
+                launcher.close(cancel=cancel)
             self.client.set_terminated(self.parent_id, status)
         return code
 

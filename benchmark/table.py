@@ -92,7 +92,11 @@ def table_command(
 
 
 def open_store(tracking_uri: str) -> MlflowClient:
-    """A client for an existing store (a missing sqlite file is an error, not a new store)."""
+    """A client for an existing store (a missing sqlite file is an error, not a new store).
+
+    Args:
+        tracking_uri: the MLflow store.
+    """
     if tracking_uri.startswith("sqlite:///"):
         path = Path(tracking_uri.removeprefix("sqlite:///"))
         require(
@@ -102,7 +106,11 @@ def open_store(tracking_uri: str) -> MlflowClient:
 
 
 def latest_sweep_experiment(client: MlflowClient) -> str:
-    """The experiment of the most recently started sweep in the store."""
+    """The experiment of the most recently started sweep in the store.
+
+    Args:
+        client: the tracking client.
+    """
     experiments = client.search_experiments()
     ids = [e.experiment_id for e in experiments]
     runs = client.search_runs(
@@ -180,7 +188,11 @@ def select_runs(raw: pd.DataFrame, grid: set[str] | None) -> pd.DataFrame:
 
 
 def tidy_frame(runs: pd.DataFrame) -> pd.DataFrame:
-    """The tidy long frame: one row per (algorithm, kind, task, setting, seed, run, metric)."""
+    """The tidy long frame: one row per (algorithm, kind, task, setting, seed, run, metric).
+
+    Args:
+        runs: one row per run, from :func:`select_runs`.
+    """
     ids = ["algorithm", "kind", "task", "setting", "seed", "run_id"]
     tidy = runs.melt(id_vars=ids, value_vars=list(METRICS.values()), var_name="metric")
     return tidy.dropna(subset=["value"]).reset_index(drop=True)

@@ -223,3 +223,31 @@ def test_ctrl_c_marks_running_runs_killed_and_leaves_no_process(workdir):
     assert runs[runs["role"] == "parent"]["status"].tolist() == ["KILLED"]
     statuses = runs[runs["role"] == "child"]["status"]
     assert "RUNNING" not in set(statuses) and "KILLED" in set(statuses)
+
+
+@pytest.mark.slow  # two sweep invocations: ~1 minute
+def test_a_failed_run_is_recorded_and_retried_while_finished_ones_are_kept(
+    workdir, capfd, monkeypatch
+):
+    folder, uri = workdir
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    failing = "failing_algorithm:FailingA2C"
+    path = write_sweep(folder, "failing", algorithms=["lstm-a2c", failing], strategies=["random"])
+    assert main(["--tracking-uri", uri, "sweep", str(path), "--workers", "2"]) == 1
+    out, err = capfd.readouterr()
+    assert "FAILED: RuntimeError: deliberate failure in training_step" in err
+    assert "| lstm-a2c | learned | 2 |" in out and failing not in out
+    runs = runs_of(uri, "failing")
+    client = MlflowClient(uri)
+    failed = runs[runs["status"] == "FAILED"]
+    assert sorted(failed["role"]) == ["child", "child", "parent"]
+    for run_id in failed[failed["role"] == "child"]["run_id"]:
+        assert "deliberate failure" in client.get_run(run_id).data.tags["metarl.error"]
+
+    assert main(["--tracking-uri", uri, "sweep", str(path), "--workers", "2"]) == 1
+    assert "4 already finished, 2 to run" in capfd.readouterr().err
+    runs = runs_of(uri, "failing")
+    children = runs[runs["role"] == "child"]
+    assert (children["status"] == "FINISHED").sum() == 4 and (
+        children["status"] == "FAILED"
+    ).sum() == 4
