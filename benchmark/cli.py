@@ -221,11 +221,33 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
+NOISE = (
+    "Tip:",
+    "GPU available",
+    "TPU available",
+    "HPU available",
+    "stopped: `max_steps",
+    "`weights_only` was not set",
+    "LOCAL_RANK",
+    "You are using a CUDA device",
+)
+
+
+def _not_noise(record: logging.LogRecord) -> bool:
+    return not any(fragment in record.getMessage() for fragment in NOISE)
+
+
 def quiet_libraries() -> None:
-    """Keep stdout for results: Lightning's info lines and known deprecation noise are hidden."""
-    for name in ("pytorch_lightning", "lightning", "lightning.pytorch"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-        logging.getLogger(f"{name}.utilities.rank_zero").setLevel(logging.WARNING)
+    """Keep stdout for results: drop Lightning's routine info lines and deprecation noise.
+
+    Lines that matter (such as "Detected KeyboardInterrupt, attempting graceful shutdown") stay.
+    """
+    for name in ("pytorch_lightning", "lightning.pytorch"):
+        for logger_name in (name, f"{name}.utilities.rank_zero"):
+            logger = logging.getLogger(logger_name)
+            logger.addFilter(_not_noise)
+            for handler in logger.handlers:  # records of child loggers reach these handlers
+                handler.addFilter(_not_noise)
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
 
