@@ -106,6 +106,8 @@ class SweepDriver:
         reap_dead_drivers(self.client, self.experiment_id, self.sweep.name)
         finished = {run.data.tags.get("config_hash") for run in self._children("FINISHED")}
         todo = [job for job in self.sweep.jobs if job.config_hash not in finished]
+        # Long runs first: training before the quick classical evaluations fills the workers.
+        todo.sort(key=lambda job: job.kind != "learned")
         skipped = len(self.sweep.jobs) - len(todo)
         print(
             f"sweep '{self.sweep.name}': {len(self.sweep.jobs)} runs in experiment "
