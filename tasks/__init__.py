@@ -3,6 +3,7 @@
 from tasks import (
     bandits,  # noqa: F401  (registers the bandit families)
     tabular_mdp,  # noqa: F401  (registers tabular-mdp)
+    two_step,  # noqa: F401  (registers two-step)
 )
 from tasks.base import ConfigError, TaskFamily, require, task_generator
 from tasks.gym_env import MetaRLObservation, register_gym_envs

@@ -24,6 +24,7 @@ SMALL_PARAMS = {
     "bernoulli-bandit": {"pulls": 5},
     "dependent-bandit": {"pulls": 5},
     "tabular-mdp": {"horizon": 3, "episodes": 2},
+    "two-step": {"episodes": 3},
 }
 """Short trials per family for check_env (a family not listed runs with its defaults)."""
 
