@@ -14,8 +14,12 @@ from __future__ import annotations
 
 import os
 import resource
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -395,6 +399,55 @@ def strategy_row(strategy: str, params: dict[str, Any], quick: bool) -> dict[str
 
 register_perf_row(lambda quick: strategy_row("ucb1", {"c": 0.2}, quick))
 register_perf_row(lambda quick: strategy_row("thompson", {}, quick))
+
+
+SCALING_SWEEP = """name: perf-scaling
+seeds: {seeds}
+overrides:
+  trainer.env_steps: {steps}
+  eval.trials: 200
+algorithms: [lstm-a2c]
+tasks:
+  - name: bernoulli-bandit
+    variants: [{{arms: 5, pulls: 10}}]
+"""
+
+
+def sweep_seconds(workers: int, runs: int, env_steps: int) -> float:
+    """Wall seconds of ``metarl-bench sweep`` over ``runs`` equal LSTM-A2C runs (a fresh store).
+
+    The whole command is timed, start-up included, as a user would see it.
+
+    Args:
+        workers: ``--workers``.
+        runs: equal runs (seeds) in the sweep.
+        env_steps: training budget of each run.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        sweep = Path(tmp) / "scaling.yaml"
+        sweep.write_text(SCALING_SWEEP.format(seeds=runs, steps=env_steps))
+        command = [sys.executable, "-m", "benchmark", "sweep", str(sweep), "--workers"]
+        started = time.perf_counter()
+        subprocess.run(
+            [*command, str(workers)], cwd=tmp, check=True, capture_output=True, text=True
+        )
+        return time.perf_counter() - started
+
+
+@register_perf_row
+def sweep_scaling_row(quick: bool) -> dict[str, Any]:
+    """Runs per hour of a sweep of equal runs with 2 local workers against 1 worker."""
+    runs, steps = (2, 20_000) if quick else (4, 2_000_000)
+    one, two = sweep_seconds(1, runs, steps), sweep_seconds(2, runs, steps)
+    return {
+        "algorithm": "sweep (lstm-a2c runs)",
+        "task": "bernoulli-bandit",
+        "settings": f"arms=5 pulls=10 runs={runs} env_steps={steps} workers=2 vs 1",
+        "runs_per_hour_1_worker": runs * 3600 / one,
+        "runs_per_hour_2_workers": runs * 3600 / two,
+        "speedup_2_vs_1_workers": one / two,
+        "seconds": two,
+    }
 
 
 def run_perf(quick: bool = False) -> list[dict[str, Any]]:
