@@ -215,6 +215,6 @@ def load_module(reference: str, tracking_uri: str) -> MetaRLAlgorithm:
 def _load_checkpoint(path: Path) -> MetaRLAlgorithm:
     checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     cls = get_algorithm_class(checkpoint["algorithm_class"])
-    module = cls.load_from_checkpoint(path, map_location="cpu")
+    module = cls.load_from_checkpoint(path, map_location="cpu", weights_only=False)
     module.eval()
     return module
