@@ -25,6 +25,7 @@ SMALL_PARAMS = {
     "dependent-bandit": {"pulls": 5},
     "tabular-mdp": {"horizon": 3, "episodes": 2},
     "two-step": {"episodes": 3},
+    "maze": {"size": 3, "max_steps": 20, "pool": 32},
 }
 """Short trials per family for check_env (a family not listed runs with its defaults)."""
 
