@@ -26,6 +26,9 @@ SMALL_PARAMS = {
     "tabular-mdp": {"horizon": 3, "episodes": 2},
     "two-step": {"episodes": 3},
     "maze": {"size": 3, "max_steps": 20, "pool": 32},
+    "cartpole-params": {"max_steps": 50},
+    "pendulum-params": {"max_steps": 50},
+    "acrobot-params": {"max_steps": 50},
 }
 """Short trials per family for check_env (a family not listed runs with its defaults)."""
 
