@@ -11,7 +11,7 @@ from benchmark.config import load_run_config
 @pytest.mark.parametrize(
     ("argv", "needle"),
     [
-        (["run", "lstm-a2c", "no-such-task"], "valid tasks: bernoulli-bandit"),
+        (["run", "lstm-a2c", "no-such-task"], "valid tasks: acrobot-params, bernoulli-bandit"),
         (["run", "no-such-algo", "bernoulli-bandit"], "valid algorithms:"),
         (["run", "lstm-a2c", "bernoulli-bandit", "task.armz=5"], "task.armz"),
         (["run", "lstm-a2c", "bernoulli-bandit", "algo.lrr=0.1"], "algo.lrr"),

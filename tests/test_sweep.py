@@ -106,7 +106,11 @@ def test_two_workers_with_a_user_algorithm_then_resume_skips_finished(workdir, c
     ("sweep", "cli", "message"),
     [
         ({"algorithms": ["nope"]}, [], "unknown algorithm 'nope'; valid algorithms: "),
-        ({"tasks": ["nope-task"]}, [], "unknown task 'nope-task'; valid tasks: bernoulli-bandit"),
+        (
+            {"tasks": ["nope-task"]},
+            [],
+            "unknown task 'nope-task'; valid tasks: acrobot-params, bernoulli-bandit",
+        ),
         ({"algorithmz": ["lstm-a2c"]}, [], "unknown key 'algorithmz' in sweep"),
         ({"overrides": {"trainer.env_stepz": 1}}, [], "unknown key 'trainer.env_stepz'"),
         ({}, ["trainer.env_stepz=1"], "unknown key 'trainer.env_stepz'"),
