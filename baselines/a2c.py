@@ -19,7 +19,6 @@ import torch
 from baselines.base import ActorCriticConfig, MetaRLAlgorithm
 from baselines.losses import a2c_loss, n_step_returns
 from baselines.networks import FeedForwardActorCritic, RecurrentState
-from baselines.policy import sample_actions
 from baselines.registry import register_algorithm
 from tasks import StepView, TaskFamily
 
@@ -39,7 +38,10 @@ class A2C(MetaRLAlgorithm):
     def build_network(self) -> FeedForwardActorCritic:
         """An MLP over the observation only (not phi)."""
         return FeedForwardActorCritic(
-            self.family.obs_dim, self.family.num_actions, self.cfg.hidden_size
+            self.family.obs_dim,
+            self.family.action_width,
+            self.cfg.hidden_size,
+            continuous=self.family.continuous_actions,
         )
 
     def observation(self, phi: torch.Tensor) -> torch.Tensor:
@@ -66,8 +68,8 @@ class A2C(MetaRLAlgorithm):
             generator: drives the action sampling.
         """
         logits, values = self.network(view.obs)
-        actions = sample_actions(logits, generator)
-        log_probs = torch.log_softmax(logits, -1).gather(1, actions[:, None]).squeeze(1)
+        actions = self.network.sample_action(logits, generator)
+        log_probs = self.network.log_prob(logits, actions)
         return actions, {"values": values, "log_probs": log_probs}, state
 
     def make_policy(self) -> MemorylessPolicy:
@@ -81,7 +83,7 @@ class A2C(MetaRLAlgorithm):
         bootstrap = values[-1].detach()
         returns = n_step_returns(batch["rewards"], batch["trial_done"], bootstrap, self.cfg.gamma)
         loss, parts = a2c_loss(
-            logits[:-1],
+            self.network.distribution(logits[:-1]),
             values[:-1],
             batch["actions"],
             returns,

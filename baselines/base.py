@@ -16,7 +16,6 @@ import torch
 from torch import nn
 
 from baselines.networks import RecurrentActorCritic, RecurrentState, mask_state
-from baselines.policy import sample_actions
 from tasks import StepView, TaskFamily, make_task, phi_dim, require
 
 
@@ -99,10 +98,11 @@ class MetaRLAlgorithm(pl.LightningModule):
         cell = getattr(self.cfg, "cell", "lstm")
         return RecurrentActorCritic(
             phi_dim(self.family),
-            self.family.num_actions,
+            self.family.action_width,
             self.cfg.hidden_size,
             cell,
             self.cfg.policy_init_gain,
+            continuous=self.family.continuous_actions,
         )
 
     # Rollout interface used by the DataModule and by evaluation -----------------------------
@@ -134,8 +134,8 @@ class MetaRLAlgorithm(pl.LightningModule):
         including across episode ends inside a trial.
         """
         logits, values, state = self.network(view.phi[None], state, view.reset[None])
-        actions = sample_actions(logits[0], generator)
-        log_probs = torch.log_softmax(logits[0], -1).gather(1, actions[:, None]).squeeze(1)
+        actions = self.network.sample_action(logits[0], generator)
+        log_probs = self.network.log_prob(logits[0], actions)
         return actions, {"values": values[0], "log_probs": log_probs}, state
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

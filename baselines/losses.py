@@ -3,12 +3,38 @@
 ``dones[t]`` marks that step t ended a trial, so nothing is bootstrapped across it: the next step
 belongs to a different MDP. A segment that stops mid-trial (truncation) is bootstrapped with
 ``bootstrap_value``, the critic's estimate at the first step after the segment.
+
+The policy losses take either discrete ``logits`` (a Categorical) or a ready-made distribution from
+:func:`action_distribution` (a diagonal Gaussian for continuous actions, whose log-probability and
+entropy are summed over the action's entries).
 """
 
 from __future__ import annotations
 
 import torch
-from torch.distributions import Categorical
+from torch.distributions import Categorical, Distribution, Independent, Normal
+
+
+def action_distribution(head_output: torch.Tensor, log_std: torch.Tensor | None = None):
+    """The policy's distribution over actions from its head's output.
+
+    Args:
+        head_output: logits [..., A] (discrete) or the Gaussian's mean [..., action_dim].
+        log_std: None for discrete actions; else the state-independent log standard deviation
+            [action_dim] of a diagonal Gaussian.
+
+    Returns:
+        a Categorical, or an ``Independent(Normal)`` whose ``log_prob`` and ``entropy`` sum over
+        the action's entries.
+    """
+    if log_std is None:
+        return Categorical(logits=head_output)
+    return Independent(Normal(head_output, log_std.exp().expand_as(head_output)), 1)
+
+
+def _as_distribution(policy: torch.Tensor | Distribution) -> Distribution:
+    """Categorical logits as before, or a distribution from :func:`action_distribution`."""
+    return policy if isinstance(policy, Distribution) else Categorical(logits=policy)
 
 
 def n_step_returns(
@@ -75,9 +101,10 @@ def a2c_loss(
     """The advantage actor-critic loss: policy gradient + value regression - entropy bonus.
 
     Args:
-        logits: float [T, n, A].
+        logits: float [T, n, A], or a distribution with batch shape [T, n] from
+            :func:`action_distribution` (continuous actions).
         values: float [T, n], differentiable critic outputs.
-        actions: long [T, n].
+        actions: long [T, n] (float [T, n, action_dim] with a Gaussian).
         returns: float [T, n], targets (no gradient flows into them).
         value_coef: weight of 0.5 * (R - V)^2.
         entropy_coef: weight of the entropy bonus.
@@ -86,7 +113,7 @@ def a2c_loss(
     Returns:
         the scalar loss and its parts (detached) for logging.
     """
-    dist = Categorical(logits=logits)
+    dist = _as_distribution(logits)
     advantages = (returns - values).detach()
     if normalize_advantages:
         advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
@@ -112,9 +139,10 @@ def ppo_clip_loss(
     """PPO's clipped surrogate objective with a value loss and an entropy bonus.
 
     Args:
-        logits: float [..., A] under the current parameters.
+        logits: float [..., A] under the current parameters, or a distribution with batch shape
+            [...] from :func:`action_distribution`.
         values: float [...], current critic outputs.
-        actions: long [...].
+        actions: long [...] (float [..., action_dim] with a Gaussian).
         old_log_probs: float [...], log pi_old(a|s) from the rollout.
         advantages: float [...], already normalised if desired.
         value_targets: float [...].
@@ -122,7 +150,7 @@ def ppo_clip_loss(
         value_coef: weight of 0.5 * (target - V)^2.
         entropy_coef: weight of the entropy bonus.
     """
-    dist = Categorical(logits=logits)
+    dist = _as_distribution(logits)
     ratio = torch.exp(dist.log_prob(actions) - old_log_probs)
     unclipped = ratio * advantages
     clipped = ratio.clamp(1.0 - clip, 1.0 + clip) * advantages

@@ -48,7 +48,7 @@ class LSTMA2C(MetaRLAlgorithm):
         logits, values, bootstrap = self.recompute(batch)
         returns = n_step_returns(batch["rewards"], batch["trial_done"], bootstrap, self.cfg.gamma)
         loss, parts = a2c_loss(
-            logits,
+            self.network.distribution(logits),
             values,
             batch["actions"],
             returns,

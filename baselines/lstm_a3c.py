@@ -76,7 +76,6 @@ from baselines.base import MetaRLAlgorithm
 from baselines.losses import a2c_loss, n_step_returns
 from baselines.lstm_a2c import LSTMA2CConfig
 from baselines.networks import RecurrentActorCritic, RecurrentState
-from baselines.policy import sample_actions
 from baselines.registry import register_algorithm
 from tasks import ConfigError, TaskFamily, TrialEngine, require, task_generator
 
@@ -311,7 +310,7 @@ class _ActorLearner:
         for _ in range(self.ctx.rollout_steps):
             view = engine.view
             logits, _, self.state = self.local(view.phi[None], self.state, view.reset[None])
-            actions = sample_actions(logits[0], self.action_generator)
+            actions = self.local.sample_action(logits[0], self.action_generator)
             transition, _ = engine.step(actions)
             for key, value in zip(
                 steps,
@@ -343,7 +342,7 @@ class _ActorLearner:
             bootstrap = self.local(*last)[1][0]
         returns = n_step_returns(segment["rewards"], segment["trial_done"], bootstrap, cfg.gamma)
         return a2c_loss(
-            logits,
+            self.local.distribution(logits),
             values,
             segment["actions"],
             returns,

@@ -1,11 +1,91 @@
-"""Actor-critic networks: recurrent (LSTM or GRU) for meta-learners, feed-forward for A2C."""
+"""Actor-critic networks: recurrent (LSTM or GRU) for meta-learners, feed-forward for A2C.
+
+The policy head outputs categorical logits (discrete actions) or, with ``continuous=True``, the
+mean of a diagonal Gaussian whose log standard deviation is one learned, state-independent
+parameter per action entry. Sampled actions are not squashed: the family clips them to its bounds
+(see :attr:`tasks.base.TaskFamily.action_dim`), and log-probabilities are of the unclipped sample.
+Which kind of head a network has is decided once, at construction.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from baselines.losses import action_distribution
+from baselines.policy import (
+    categorical_log_prob,
+    gaussian_log_prob,
+    sample_actions,
+    sample_gaussian_actions,
+)
+
 RecurrentState = tuple[torch.Tensor, ...]
+
+INITIAL_LOG_STD = 0.0
+"""Initial log standard deviation of a Gaussian policy (std 1, as in CleanRL's PPO)."""
+
+
+def _sample_categorical(logits, log_std, generator):
+    return sample_actions(logits, generator)
+
+
+def _categorical_log_prob(logits, log_std, actions):
+    return categorical_log_prob(logits, actions)
+
+
+def _logits(logits, log_std):
+    return logits  # the losses build the Categorical themselves, exactly as before
+
+
+@dataclass(frozen=True)
+class ActionKind:
+    """The functions of one kind of policy head, ``f(head_output, log_std, ...)``.
+
+    Module-level functions, so a network that holds one still pickles (LSTM-A3C's workers).
+    """
+
+    sample: Callable[..., torch.Tensor]
+    log_prob: Callable[..., torch.Tensor]
+    distribution: Callable[..., object]
+
+
+DISCRETE = ActionKind(_sample_categorical, _categorical_log_prob, _logits)
+CONTINUOUS = ActionKind(sample_gaussian_actions, gaussian_log_prob, action_distribution)
+
+
+class ActionHead(nn.Module):
+    """Mixin of the actor-critics: the policy head's kind and, when continuous, its log-std."""
+
+    def init_action_head(self, num_actions: int, continuous: bool) -> None:
+        """Choose the head's kind once; a continuous head gets a learned log-std per entry.
+
+        Args:
+            num_actions: discrete actions, or the size of a continuous action vector.
+            continuous: a diagonal Gaussian head instead of categorical logits.
+        """
+        self.continuous = continuous
+        self.action_kind = CONTINUOUS if continuous else DISCRETE
+        self.log_std = (
+            nn.Parameter(torch.full((num_actions,), INITIAL_LOG_STD)) if continuous else None
+        )
+
+    def sample_action(
+        self, head_output: torch.Tensor, generator: torch.Generator | None
+    ) -> torch.Tensor:
+        """Sample one action per row of ``head_output`` [n, ...] (long [n] or float [n, d])."""
+        return self.action_kind.sample(head_output, self.log_std, generator)
+
+    def log_prob(self, head_output: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """log pi(actions), float [...], under ``head_output`` [..., A or d]."""
+        return self.action_kind.log_prob(head_output, self.log_std, actions)
+
+    def distribution(self, head_output: torch.Tensor):
+        """What the policy losses take: the logits themselves, or a Gaussian distribution."""
+        return self.action_kind.distribution(head_output, self.log_std)
 
 
 def mask_state(state: RecurrentState, reset: torch.Tensor) -> RecurrentState:
@@ -19,7 +99,7 @@ def mask_state(state: RecurrentState, reset: torch.Tensor) -> RecurrentState:
     return tuple(part * keep for part in state)
 
 
-class RecurrentActorCritic(nn.Module):
+class RecurrentActorCritic(ActionHead):
     """An LSTM or GRU core with a policy head and a value head.
 
     The same fused ``nn.LSTM``/``nn.GRU`` serves the step-by-step rollout (sequence length 1) and
@@ -27,10 +107,11 @@ class RecurrentActorCritic(nn.Module):
 
     Args:
         input_dim: width of phi.
-        num_actions: number of discrete actions.
+        num_actions: number of discrete actions (the action vector's size when continuous).
         hidden_size: units in the recurrent core.
         cell: ``lstm`` or ``gru``.
         policy_init_gain: orthogonal-init gain of the policy head; None keeps PyTorch's default.
+        continuous: a diagonal Gaussian policy head (mean and learned log-std) instead of logits.
     """
 
     def __init__(
@@ -40,6 +121,7 @@ class RecurrentActorCritic(nn.Module):
         hidden_size: int,
         cell: str = "lstm",
         policy_init_gain: float | None = None,
+        continuous: bool = False,
     ):
         super().__init__()
         rnn_class = {"lstm": nn.LSTM, "gru": nn.GRU}[cell]
@@ -51,6 +133,7 @@ class RecurrentActorCritic(nn.Module):
         if policy_init_gain is not None:
             nn.init.orthogonal_(self.policy_head.weight, gain=policy_init_gain)
             nn.init.zeros_(self.policy_head.bias)
+        self.init_action_head(num_actions, continuous)
 
     def initial_state(self, batch_size: int, device: torch.device | str) -> RecurrentState:
         """An all-zero hidden state for ``batch_size`` slots."""
@@ -68,7 +151,8 @@ class RecurrentActorCritic(nn.Module):
             reset: bool [T, n]; True at the first step of a trial.
 
         Returns:
-            logits [T, n, num_actions], values [T, n] and the final hidden state.
+            logits [T, n, num_actions] (the Gaussian's mean when continuous), values [T, n] and
+            the final hidden state.
         """
         state = mask_state(state, reset[0])
         if inputs.shape[0] == 1 or not bool(reset[1:].any()):
@@ -91,16 +175,17 @@ class RecurrentActorCritic(nn.Module):
         return out, (h,)
 
 
-class FeedForwardActorCritic(nn.Module):
+class FeedForwardActorCritic(ActionHead):
     """A memoryless MLP actor-critic over the observation alone (the non-meta baseline).
 
     Args:
         input_dim: width of the observation s (not phi).
-        num_actions: number of discrete actions.
+        num_actions: number of discrete actions (the action vector's size when continuous).
         hidden_size: units per hidden layer (two layers).
+        continuous: a diagonal Gaussian policy head (mean and learned log-std) instead of logits.
     """
 
-    def __init__(self, input_dim: int, num_actions: int, hidden_size: int):
+    def __init__(self, input_dim: int, num_actions: int, hidden_size: int, continuous=False):
         super().__init__()
         self.body = nn.Sequential(
             nn.Linear(input_dim, hidden_size),
@@ -110,8 +195,9 @@ class FeedForwardActorCritic(nn.Module):
         )
         self.policy_head = nn.Linear(hidden_size, num_actions)
         self.value_head = nn.Linear(hidden_size, 1)
+        self.init_action_head(num_actions, continuous)
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return logits [..., num_actions] and values [...] for observations [..., input_dim]."""
+        """Logits [..., num_actions] (the mean, if continuous) and values [...] of obs [..., in]."""
         features = self.body(obs)
         return self.policy_head(features), self.value_head(features).squeeze(-1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Protocol
 
 import torch
@@ -37,18 +38,57 @@ def sample_actions(logits: torch.Tensor, generator: torch.Generator | None) -> t
     return (cdf < uniform).sum(-1).clamp(max=logits.shape[-1] - 1)
 
 
+def categorical_log_prob(logits: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    """log pi(a) of long ``actions`` [...] under categorical ``logits`` [..., A]."""
+    return torch.log_softmax(logits, -1).gather(-1, actions[..., None]).squeeze(-1)
+
+
+def sample_gaussian_actions(
+    mean: torch.Tensor, log_std: torch.Tensor, generator: torch.Generator | None
+) -> torch.Tensor:
+    """Sample unclipped actions from the diagonal Gaussian N(mean, exp(log_std)^2).
+
+    Args:
+        mean: float [n, action_dim].
+        log_std: float [action_dim], state-independent.
+        generator: makes the draw reproducible; None uses torch's global generator.
+    """
+    noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+    return mean + log_std.exp() * noise
+
+
+def gaussian_log_prob(
+    mean: torch.Tensor, log_std: torch.Tensor, actions: torch.Tensor
+) -> torch.Tensor:
+    """log N(actions; mean, exp(log_std)^2), summed over the action's entries: float [...].
+
+    Args:
+        mean: float [..., action_dim].
+        log_std: float [action_dim].
+        actions: float [..., action_dim].
+    """
+    z = (actions - mean) * torch.exp(-log_std)
+    per_entry = -0.5 * z.pow(2) - log_std - 0.5 * math.log(2 * math.pi)
+    return per_entry.sum(-1)
+
+
 class RandomPolicy:
-    """Uniformly random actions: the zero of the normalised score."""
+    """Uniformly random actions (uniform in the bounds when continuous): the zero of the score."""
 
     def begin(self, family: TaskFamily, batch_size: int, generator: torch.Generator) -> None:
         self.num_actions = family.num_actions
         self.generator = generator
+        self.continuous = family.continuous_actions
+        self.action_dim = family.action_dim
+        self.low, self.high = family.action_bounds
 
     def act(self, view: StepView) -> torch.Tensor:
         n = view.phi.shape[0]
-        return torch.randint(
-            self.num_actions, (n,), generator=self.generator, device=self.generator.device
-        )
+        device = self.generator.device
+        if self.continuous:
+            uniform = torch.rand(n, self.action_dim, generator=self.generator, device=device)
+            return self.low + (self.high - self.low) * uniform
+        return torch.randint(self.num_actions, (n,), generator=self.generator, device=device)
 
 
 class OraclePolicy:

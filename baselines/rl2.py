@@ -27,7 +27,6 @@ import torch
 from baselines.base import ActorCriticConfig, MetaRLAlgorithm
 from baselines.losses import gae, ppo_clip_loss
 from baselines.networks import RecurrentActorCritic, RecurrentState
-from baselines.policy import sample_actions
 from baselines.registry import register_algorithm
 from tasks import StepView, phi_dim, require
 
@@ -114,10 +113,11 @@ class RL2(MetaRLAlgorithm):
         """A GRU actor-critic over phi (the paper's recurrent cell)."""
         return RecurrentActorCritic(
             phi_dim(self.family),
-            self.family.num_actions,
+            self.family.action_width,
             self.cfg.hidden_size,
             "gru",
             self.cfg.policy_init_gain,
+            continuous=self.family.continuous_actions,
         )
 
     @property
@@ -144,8 +144,8 @@ class RL2(MetaRLAlgorithm):
         # learned about this MDP into the next episode. That is the whole of RL²'s fast learner.
         trial_start = view.reset[None]
         logits, values, state = self.network(view.phi[None], state, trial_start)
-        actions = sample_actions(logits[0], generator)
-        log_probs = torch.log_softmax(logits[0], -1).gather(1, actions[:, None]).squeeze(1)
+        actions = self.network.sample_action(logits[0], generator)
+        log_probs = self.network.log_prob(logits[0], actions)
         mean, std = self.value_scale()
         return actions, {"values": values[0] * std + mean, "log_probs": log_probs}, state
 
@@ -197,7 +197,7 @@ class RL2(MetaRLAlgorithm):
         logits, values, bootstrap = self.recompute(batch)
         mean, std = self.value_scale()
         values, bootstrap = values * std + mean, bootstrap * std + mean
-        log_probs = torch.log_softmax(logits, -1).gather(2, batch["actions"][..., None])[..., 0]
+        log_probs = self.network.log_prob(logits, batch["actions"])
         advantages = gae(
             batch["rewards"],
             values,
@@ -230,7 +230,7 @@ class RL2(MetaRLAlgorithm):
         # the reset mask is True only at the trial's first step, never at its episode ends.
         logits, values, _ = self.network(batch["phi"][:, index], h0, batch["reset"][:, index])
         return ppo_clip_loss(
-            logits,
+            self.network.distribution(logits),
             values,
             batch["actions"][:, index],
             targets["log_probs"][:, index],

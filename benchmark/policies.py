@@ -83,7 +83,7 @@ def _learned_policy(reference: str, family, tracking_uri: str | None):
     module = load_module(reference, resolve_tracking_uri(tracking_uri))
     expected = phi_dim(module.family)
     require(
-        phi_dim(family) == expected and family.num_actions == module.family.num_actions,
+        phi_dim(family) == expected and family.action_width == module.family.action_width,
         f"the policy was trained on {module.family.describe()}, whose input and action sizes "
         f"differ from {family.describe()}",
     )

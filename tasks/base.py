@@ -107,7 +107,31 @@ class TaskFamily(ABC):
     @property
     @abstractmethod
     def num_actions(self) -> int:
-        """Number of discrete actions."""
+        """Number of discrete actions (0 for a family with continuous actions)."""
+
+    @property
+    def action_dim(self) -> int:
+        """Size of a continuous action vector; 0 (the default) for a discrete family.
+
+        A continuous family's actions are float [n, action_dim]. The policy samples them from an
+        unbounded Gaussian; the family clips them to :attr:`action_bounds` when it applies them.
+        """
+        return 0
+
+    @property
+    def continuous_actions(self) -> bool:
+        """True when actions are real vectors (``action_dim > 0``), False for discrete actions."""
+        return self.action_dim > 0
+
+    @property
+    def action_bounds(self) -> tuple[float, float]:
+        """Lower and upper bound of every entry of a continuous action (unused when discrete)."""
+        return (-1.0, 1.0)
+
+    @property
+    def action_width(self) -> int:
+        """Entries the action takes in phi and in the policy head: one-hot codes or the vector."""
+        return self.action_dim if self.continuous_actions else self.num_actions
 
     @property
     @abstractmethod
@@ -154,7 +178,10 @@ class TaskFamily(ABC):
     def step(
         self, tasks: TaskBatch, state: EnvState, action: torch.Tensor, generator: torch.Generator
     ) -> tuple[EnvState, torch.Tensor, torch.Tensor]:
-        """Apply ``action`` (long [n]); return (next state, reward [n], terminated bool [n])."""
+        """Apply ``action``; return (next state, reward [n], terminated bool [n]).
+
+        ``action`` is long [n] for a discrete family, float [n, action_dim] (unclipped) otherwise.
+        """
 
     # References ------------------------------------------------------------------------------
     @abstractmethod
@@ -163,7 +190,7 @@ class TaskFamily(ABC):
 
     @abstractmethod
     def oracle_action(self, tasks: TaskBatch, state: EnvState) -> torch.Tensor:
-        """The action of the policy that knows the task, long [n]."""
+        """The action of the policy that knows the task, long [n] (float [n, action_dim])."""
 
     def describe(self) -> str:
         """A short human-readable setting, e.g. ``bernoulli-bandit(arms=5, pulls=10)``."""

@@ -15,6 +15,7 @@ Every slot of the batch is an independent trial; there is no Python loop over sl
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 
@@ -22,8 +23,8 @@ from tasks.base import EnvState, TaskBatch, TaskFamily, where
 
 
 def phi_dim(family: TaskFamily) -> int:
-    """Width of phi for ``family``: observation + one-hot previous action + reward + done."""
-    return family.obs_dim + family.num_actions + 2
+    """Width of phi: observation + previous action (one-hot, or the vector) + reward + done."""
+    return family.obs_dim + family.action_width + 2
 
 
 def action_codes(num_actions: int, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -52,6 +53,27 @@ def build_phi(
     return torch.cat([obs, codes[prev_action + 1], extras], 1)
 
 
+def build_continuous_phi(
+    obs: torch.Tensor,
+    prev_action: torch.Tensor,
+    prev_reward: torch.Tensor,
+    prev_done: torch.Tensor,
+    bounds: tuple[float, float],
+) -> torch.Tensor:
+    """phi for a continuous family: the previous action vector itself stands in for the one-hot.
+
+    Args:
+        obs: float [n, obs_dim].
+        prev_action: float [n, action_dim], as sampled by the policy; all zeros at the first step
+            of a trial. It is clipped to ``bounds``, so phi shows the action the family applied.
+        prev_reward: float [n].
+        prev_done: bool [n].
+        bounds: the family's ``action_bounds``.
+    """
+    extras = torch.stack([prev_reward, prev_done.to(obs.dtype)], 1)
+    return torch.cat([obs, prev_action.clamp(*bounds), extras], 1)
+
+
 @dataclass
 class StepView:
     """What a policy may see before acting at one step (phi for learners, raw fields for others)."""
@@ -61,7 +83,8 @@ class StepView:
     obs: torch.Tensor
     """float [n, obs_dim]."""
     prev_action: torch.Tensor
-    """long [n], -1 at the first step of a trial."""
+    """long [n], -1 at the first step of a trial; float [n, action_dim], zeros there, when the
+    family's actions are continuous."""
     prev_reward: torch.Tensor
     """float [n]."""
     prev_done: torch.Tensor
@@ -119,8 +142,18 @@ class TrialEngine:
         self.auto_reset = auto_reset
         self.device = generator.device
         self.env_steps = 0
-        self.codes = action_codes(family.num_actions, self.device)
         self.view: StepView | None = None
+        # Discrete or continuous actions: decided here once, never per step.
+        if family.continuous_actions:
+            self.codes = None
+            self._build_phi = partial(build_continuous_phi, bounds=family.action_bounds)
+            self._no_action = torch.zeros(family.action_dim, device=self.device)
+            self._clear_actions = self._clear_continuous_actions
+        else:
+            self.codes = action_codes(family.num_actions, self.device)
+            self._build_phi = partial(build_phi, codes=self.codes)
+            self._no_action = torch.tensor(-1, device=self.device)
+            self._clear_actions = self._clear_discrete_actions
 
     # Public API -----------------------------------------------------------------------------
     def start(self) -> StepView:
@@ -128,7 +161,7 @@ class TrialEngine:
         n, device = self.batch_size, self.device
         self.tasks = self.family.sample(n, self.generator)
         self.state = self.family.initial_state(self.tasks, self.generator)
-        self.prev_action = torch.full((n,), -1, dtype=torch.long, device=device)
+        self.prev_action = self._no_action.expand(n, *self._no_action.shape).clone()
         self.prev_reward = torch.zeros(n, device=device)
         self.prev_done = torch.zeros(n, dtype=torch.bool, device=device)
         self.reset_mask = torch.ones(n, dtype=torch.bool, device=device)
@@ -142,7 +175,7 @@ class TrialEngine:
         """Apply one action per slot; return what happened and the next view.
 
         Args:
-            action: long [n].
+            action: long [n], or float [n, action_dim] for a continuous family.
         """
         family = self.family
         state, reward, terminated = family.step(self.tasks, self.state, action, self.generator)
@@ -193,14 +226,20 @@ class TrialEngine:
         fresh_state = self.family.initial_state(self.tasks, self.generator)
         self.state = where(trial_done, fresh_state, self.state) if self.state else self.state
         # A new trial starts with no previous action, reward or done, and a zeroed hidden state.
-        self.prev_action = torch.where(trial_done, -1, self.prev_action)
+        self.prev_action = self._clear_actions(trial_done)
         self.prev_reward = torch.where(trial_done, 0.0, self.prev_reward)
         self.prev_done = self.prev_done & ~trial_done
         self.episode_index = torch.where(trial_done, 0, self.episode_index)
 
+    def _clear_discrete_actions(self, trial_done: torch.Tensor) -> torch.Tensor:
+        return torch.where(trial_done, -1, self.prev_action)
+
+    def _clear_continuous_actions(self, trial_done: torch.Tensor) -> torch.Tensor:
+        return torch.where(trial_done[:, None], 0.0, self.prev_action)
+
     def _make_view(self) -> StepView:
         obs = self.family.observe(self.tasks, self.state)
-        phi = build_phi(obs, self.prev_action, self.prev_reward, self.prev_done, self.codes)
+        phi = self._build_phi(obs, self.prev_action, self.prev_reward, self.prev_done)
         self.view = StepView(
             phi=phi,
             obs=obs,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-from baselines.losses import a2c_loss, gae, n_step_returns
+from baselines.losses import a2c_loss, action_distribution, gae, n_step_returns, ppo_clip_loss
+from baselines.policy import gaussian_log_prob, sample_gaussian_actions
 
 
 def naive_n_step(rewards, dones, bootstrap, gamma):
@@ -110,3 +113,85 @@ def test_a2c_loss_can_normalise_advantages():
     adv = (returns - returns.mean()) / returns.std()
     expected = -(torch.log(torch.tensor(0.5)) * adv).mean()
     torch.testing.assert_close(parts["policy_loss"], expected)
+
+
+def gaussian_log_density(x, mean, std):
+    """log N(x; mean, std^2) of one scalar, written out by hand."""
+    return -((x - mean) ** 2) / (2 * std**2) - math.log(std) - 0.5 * math.log(2 * math.pi)
+
+
+def test_gaussian_a2c_loss_matches_hand_computation():
+    # two steps, one slot, a 2-D action; log-std per entry (0, log 2)
+    mean = torch.tensor([[[0.0, 1.0]], [[0.5, -1.0]]], requires_grad=True)
+    log_std = torch.tensor([0.0, math.log(2.0)], requires_grad=True)
+    values = torch.tensor([[0.5], [1.0]], requires_grad=True)
+    actions = torch.tensor([[[1.0, 3.0]], [[0.0, -1.0]]])
+    returns = torch.tensor([[1.5], [0.0]])
+    dist = action_distribution(mean, log_std)
+    loss, parts = a2c_loss(dist, values, actions, returns, value_coef=0.5, entropy_coef=0.1)
+    stds = (1.0, 2.0)
+    logp = [
+        sum(
+            gaussian_log_density(actions[t, 0, i].item(), mean[t, 0, i].item(), stds[i])
+            for i in range(2)
+        )
+        for t in range(2)
+    ]
+    advantages = (1.0, -1.0)
+    policy = -(logp[0] * advantages[0] + logp[1] * advantages[1]) / 2
+    # entropy of a diagonal Gaussian: sum over entries of 0.5 log(2 pi e sigma^2)
+    entropy = sum(0.5 * math.log(2 * math.pi * math.e * s**2) for s in stds)
+    value = 0.5 * (1.0**2 + 1.0**2) / 2
+    torch.testing.assert_close(parts["policy_loss"], torch.tensor(policy))
+    torch.testing.assert_close(parts["entropy"], torch.tensor(entropy))
+    torch.testing.assert_close(loss.detach(), torch.tensor(policy + 0.5 * value - 0.1 * entropy))
+    loss.backward()
+    # d(-entropy_coef * entropy)/d log_std_i = -0.1 per entry, plus the policy term
+    assert log_std.grad is not None and mean.grad is not None
+    z_sq = [
+        [((actions[t, 0, i] - mean[t, 0, i]) / stds[i]).item() ** 2 for i in range(2)]
+        for t in range(2)
+    ]
+    # d log N / d log_std = z^2 - 1; policy loss = -mean_t(adv_t * logp_t)
+    expected = [
+        -sum(advantages[t] * (z_sq[t][i] - 1.0) for t in range(2)) / 2 - 0.1 for i in range(2)
+    ]
+    torch.testing.assert_close(log_std.grad, torch.tensor(expected))
+
+
+def test_gaussian_ppo_ratio_is_one_under_the_old_policy_and_log_probs_agree():
+    generator = torch.Generator().manual_seed(0)
+    mean = torch.randn(4, 3, 2, generator=generator)
+    log_std = torch.tensor([-0.5, 0.3])
+    actions = sample_gaussian_actions(mean, log_std, generator)
+    old = gaussian_log_prob(mean, log_std, actions)
+    torch.testing.assert_close(old, action_distribution(mean, log_std).log_prob(actions))
+    loss, parts = ppo_clip_loss(
+        action_distribution(mean, log_std),
+        torch.zeros(4, 3),
+        actions,
+        old,
+        torch.ones(4, 3),
+        torch.zeros(4, 3),
+        clip=0.2,
+        value_coef=0.5,
+        entropy_coef=0.0,
+    )
+    # ratio 1 everywhere: the surrogate is -mean(advantage) = -1 and nothing is clipped
+    torch.testing.assert_close(parts["policy_loss"], torch.tensor(-1.0))
+    assert float(parts["clip_fraction"]) == 0.0
+    shifted = action_distribution(mean + 1.0, log_std)
+    _, parts = ppo_clip_loss(
+        shifted, torch.zeros(4, 3), actions, old, torch.ones(4, 3), torch.zeros(4, 3), 0.2, 0.5, 0.0
+    )
+    assert float(parts["clip_fraction"]) > 0.0
+
+
+def test_discrete_logits_and_action_distribution_give_the_same_loss():
+    logits = torch.tensor([[[0.0, 1.0, -1.0]], [[2.0, 0.0, 0.5]]])
+    values = torch.tensor([[0.5], [1.0]])
+    actions = torch.tensor([[2], [0]])
+    returns = torch.tensor([[1.5], [0.0]])
+    from_logits = a2c_loss(logits, values, actions, returns, 0.5, 0.1)[0]
+    from_dist = a2c_loss(action_distribution(logits), values, actions, returns, 0.5, 0.1)[0]
+    assert torch.equal(from_logits, from_dist)
