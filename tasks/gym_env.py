@@ -25,6 +25,7 @@ class MetaRLEnv(gym.Env):
 
     Args:
         family: a registered family name.
+        render_mode: one of the family's ``render_modes`` (``ansi``, ``rgb_array``), or None.
         **params: the family's parameters, e.g. ``arms=5, pulls=10``.
     """
 
@@ -34,7 +35,7 @@ class MetaRLEnv(gym.Env):
     def __init__(self, family: str, render_mode: str | None = None, **params: Any):
         self.family = make_task(family, **params)
         modes = list(getattr(self.family, "render_modes", ()))
-        self.metadata = {"render_modes": modes}
+        self.metadata = {"render_modes": modes, "render_fps": 4}
         require(
             render_mode is None or render_mode in modes,
             f"render_mode '{render_mode}' is not supported by {family}; "

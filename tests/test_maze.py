@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from gymnasium.utils.env_checker import check_env
 
 from baselines.policy import OraclePolicy
 from benchmark.cli import main
@@ -193,6 +194,8 @@ def test_renders_draw_walls_agent_and_goal():
     assert pixels.dtype == np.uint8 and pixels.shape == (56, 56, 3)
     assert tuple(pixels[12, 12]) == (220, 0, 0)  # the agent in the top-left cell
     assert gym.make("metarl/Maze-v0", size=3, pool=8).unwrapped.render() is None
+    for mode in ("ansi", "rgb_array"):
+        check_env(gym.make("metarl/Maze-v0", size=3, pool=8, render_mode=mode).unwrapped)
 
 
 def test_a_family_without_drawings_refuses_a_render_mode():
