@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import tempfile
 import time
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from omegaconf import OmegaConf
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from baselines import MetaRLAlgorithm, get_algorithm_class
 from benchmark.config import RunSpec
@@ -113,11 +115,27 @@ def train_and_evaluate(
         log_results(logger, spec, fit.trainer, fit.result, summary)
         status = "FINISHED"
         return summary
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit) as stop:
+        # Lightning turns Ctrl-C into SystemExit(1) and SIGTERM into SIGTERMException, a
+        # SystemExit with no code (status 0); an interrupted run must not look successful.
         status = "KILLED"
-        raise
+        raise SystemExit(interrupted_exit_code(stop)) from None
     finally:
         logger.end_run(status)
+
+
+def interrupted_exit_code(stop: BaseException) -> int:
+    """The exit status of a run stopped by a signal: 128 + the signal's number, as a shell reports.
+
+    Args:
+        stop: the KeyboardInterrupt or SystemExit that ended training.
+    """
+    if isinstance(stop, SIGTERMException):
+        return 128 + signal.SIGTERM
+    code = getattr(stop, "code", None)
+    if isinstance(stop, KeyboardInterrupt) or code == 1:  # Lightning's exit after Ctrl-C
+        return 128 + signal.SIGINT
+    return code if isinstance(code, int) and code != 0 else 1
 
 
 def evaluate_module(module: MetaRLAlgorithm, spec: RunSpec) -> EvalResult:

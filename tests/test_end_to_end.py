@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from mlflow.tracking import MlflowClient
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from benchmark.cli import main
+from benchmark.runner import interrupted_exit_code
 
 FAST = [
     "task.arms=3",
@@ -73,3 +76,16 @@ def test_reference_policies_bracket_the_normalised_score(tracking_uri, capsys):
     assert abs(random_result["normalized_score"]) < 0.05
     assert abs(oracle_result["normalized_score"] - 1.0) < 0.05
     assert abs(random_result["mean_total_reward"] - 5.0) < 4 * random_result["stderr"]
+
+
+@pytest.mark.parametrize(
+    ("stop", "code"),
+    [
+        (SIGTERMException(), 143),
+        (KeyboardInterrupt(), 130),
+        (SystemExit(1), 130),
+        (SystemExit(3), 3),
+    ],
+)
+def test_an_interrupted_run_never_exits_with_status_0(stop, code):
+    assert interrupted_exit_code(stop) == code
