@@ -198,7 +198,7 @@ def write_artifacts(
     """
     (folder / "config.yaml").write_text(OmegaConf.to_yaml(spec.config))
     (folder / "evaluation.json").write_text(json.dumps(result.as_dict(), indent=2))
-    trainer.save_checkpoint(folder / "final.ckpt")
+    trainer.save_checkpoint(folder / "final.ckpt", weights_only=False)
     return [
         (folder / "config.yaml", None),
         (folder / "evaluation.json", None),
