@@ -13,6 +13,7 @@ import torch
 from gymnasium.envs.classic_control.acrobot import AcrobotEnv
 
 from benchmark.cli import main
+from benchmark.config import load_run_config
 from tasks import ConfigError, TrialEngine, make_task, task_generator
 
 FAMILIES = ("cartpole-params", "pendulum-params", "acrobot-params")
@@ -284,3 +285,10 @@ def test_bad_ranges_through_the_cli_exit_2_with_one_line(argv, needle, tracking_
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and needle in err, err
+
+
+def test_pendulum_pair_defaults_load_for_rl2_and_a2c():
+    rl2 = load_run_config("rl2", "pendulum-params", [])
+    assert rl2.config.algo.gae_lambda == 0.95 and rl2.config.trainer.env_steps == 2_000_000
+    a2c = load_run_config("a2c", "pendulum-params", ["task.l_range=[0.8,1.2]"])
+    assert a2c.config.algo.gamma == 0.98 and list(a2c.config.task.l_range) == [0.8, 1.2]
