@@ -7,7 +7,7 @@ from typing import Protocol
 
 import torch
 
-from tasks import StepView, TaskFamily
+from tasks import StepView, TaskFamily, require
 
 
 class Policy(Protocol):
@@ -95,6 +95,11 @@ class OraclePolicy:
     """Knows the task and acts as the family's oracle: the one of the normalised score."""
 
     def begin(self, family: TaskFamily, batch_size: int, generator: torch.Generator) -> None:
+        require(
+            getattr(family, "has_oracle", True),
+            f"task '{family.name}' has no oracle policy (no known optimal policy); "
+            "compare raw returns instead",
+        )
         self.family = family
 
     def act(self, view: StepView) -> torch.Tensor:

@@ -4,6 +4,7 @@ from tasks import (
     bandits,  # noqa: F401  (registers the bandit families)
     classic_control,  # noqa: F401  (registers cartpole-, pendulum- and acrobot-params)
     maze,  # noqa: F401  (registers maze)
+    mujoco,  # noqa: F401  (registers halfcheetah-vel, halfcheetah-params, hopper-params)
     tabular_mdp,  # noqa: F401  (registers tabular-mdp)
     two_step,  # noqa: F401  (registers two-step)
 )

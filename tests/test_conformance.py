@@ -12,6 +12,8 @@ Optional protocol read here (nothing in :class:`tasks.base.TaskFamily` requires 
 - ``task_keys(tasks) -> list[hashable]``: one hashable per task of a batch, equal for equal tasks.
 - ``evolving_task_keys`` (class attribute, tuple of task-batch keys): entries that ``step`` updates
   within a trial (two-step's reversals); the others must only change at a trial boundary.
+- ``has_oracle = False`` (class attribute): no optimal policy is known (MuJoCo); the ``oracle``
+  reference may then be NaN (no bound either), and the random-below-oracle check is skipped.
 """
 
 from __future__ import annotations
@@ -258,6 +260,12 @@ def test_reference_scores_are_finite_and_random_does_not_beat_the_oracle(name):
     references = family.reference_scores(tasks)
     assert set(references) >= {"random", "oracle"}
     for key in ("random", "oracle"):
-        assert references[key].shape == (16,) and torch.isfinite(references[key]).all(), key
+        assert references[key].shape == (16,), key
+        if key == "oracle" and not getattr(family, "has_oracle", True):
+            finite = torch.isfinite(references[key])
+            assert finite.all() or torch.isnan(references[key]).all(), key
+            if not finite.all():
+                return
+        assert torch.isfinite(references[key]).all(), key
     random_mean, oracle_mean = references["random"].mean().item(), references["oracle"].mean()
     assert random_mean <= oracle_mean.item() + 1e-6 * max(1.0, math.fabs(random_mean))

@@ -29,6 +29,9 @@ SMALL_PARAMS = {
     "cartpole-params": {"max_steps": 50},
     "pendulum-params": {"max_steps": 50},
     "acrobot-params": {"max_steps": 50},
+    "halfcheetah-vel": {"episode_steps": 10},
+    "halfcheetah-params": {"episode_steps": 10},
+    "hopper-params": {"episode_steps": 10},
 }
 """Short trials per family for check_env (a family not listed runs with its defaults)."""
 
