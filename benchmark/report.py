@@ -91,6 +91,9 @@ def aggregate_table(report: Report) -> pd.DataFrame:
             cell = _bracket(by_stat.loc[key]) if key in by_stat.index else "—"
             row[f"P(X > {report.baseline}) [95% CI]"] = cell
         rows.append(row)
+    if not rows:  # no normalised score at all (only families without an oracle reference)
+        columns = ["algorithm", "kind", "settings", "runs", "IQM normalised score [95% CI]"]
+        return pd.DataFrame(columns=columns)
     table = pd.DataFrame(rows).sort_values("_order")
     return table.drop(columns="_order")
 

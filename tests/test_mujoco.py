@@ -174,3 +174,12 @@ def test_every_algorithm_trains_on_every_mujoco_family_through_the_runner(algo, 
     assert not torch.equal(module.network.log_std.detach(), torch.zeros(module.family.action_dim))
     assert math.isfinite(result.mean_total_reward) and math.isfinite(result.random_reference)
     assert len(result.per_episode_returns) == 2
+
+
+def test_a_table_of_runs_without_a_normalised_score_still_renders(tracking_uri, capsys):
+    argv = ["run", "a2c", "hopper-params", *SMOKE, "--json"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert main(["table", "--experiment", "metarl-bench", "--format", "markdown"]) == 0
+    table = capsys.readouterr().out
+    assert "## hopper-params" in table and "| a2c | learned | 1 |" in table
