@@ -61,9 +61,7 @@ def evaluate_policy(
         split: ``test`` for reported results, ``tune`` for hyperparameter tuning.
     """
     require(trials >= 1, f"--trials must be >= 1, got {trials}")
-    totals, per_episode, steps, tasks = play_trials_counting_steps(
-        policy, family, trials, seed, device, split
-    )
+    totals, per_episode, steps, tasks = play_trials(policy, family, trials, seed, device, split)
     references = family.reference_scores(tasks)
     mean = totals.mean().item()
     stderr = totals.std().item() / math.sqrt(trials) if trials > 1 else float("nan")
@@ -94,23 +92,12 @@ def play_trials(
     seed: int,
     device: torch.device | str = "cpu",
     split: str = "test",
-) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-    """Play whole trials; return totals [N], returns per episode [N, episodes] and the tasks."""
-    totals, per_episode, _, tasks = play_trials_counting_steps(
-        policy, family, trials, seed, device, split
-    )
-    return totals, per_episode, tasks
-
-
-def play_trials_counting_steps(
-    policy: Policy,
-    family: TaskFamily,
-    trials: int,
-    seed: int,
-    device: torch.device | str = "cpu",
-    split: str = "test",
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-    """:func:`play_trials`, plus the length in steps of every episode: float [N, episodes]."""
+    """Play whole trials.
+
+    Returns totals [N], returns per episode [N, episodes], the length in steps of every episode
+    (float [N, episodes]) and the tasks played.
+    """
     engine = TrialEngine(family, trials, task_generator(seed, split, device), auto_reset=False)
     action_generator = torch.Generator(device=device)
     action_generator.manual_seed(seed)

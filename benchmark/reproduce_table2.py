@@ -213,7 +213,7 @@ def run_job(job: Job) -> tuple[float, float, float, float]:
     started = time.perf_counter()
     family = make_task(FAMILY, episodes=job.episodes)
     policy = get_strategy(job.strategy).build(family, dict(job.params))
-    totals, _, tasks = play_trials(policy, family, job.trials, job.seed, split=job.split)
+    totals, _, _, tasks = play_trials(policy, family, job.trials, job.seed, split=job.split)
     ratio, stderr = normalised_score(totals, family.reference_scores(tasks)["oracle"])
     return ratio, stderr, totals.mean().item(), time.perf_counter() - started
 

@@ -67,7 +67,7 @@ def test_the_engine_restarts_episodes_in_state_zero_with_the_time_step_cleared()
 def _rollout(seed: int) -> torch.Tensor:
     family = make_task("tabular-mdp", horizon=4, episodes=3)
     policy = get_strategy("psrl").build(family)
-    totals, _, tasks = play_trials(policy, family, 8, seed)
+    totals, _, _, tasks = play_trials(policy, family, 8, seed)
     return torch.cat([totals, tasks["rewards"].flatten()])
 
 
