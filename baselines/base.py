@@ -107,6 +107,13 @@ class MetaRLAlgorithm(pl.LightningModule):
 
     # Rollout interface used by the DataModule and by evaluation -----------------------------
     @property
+    def policy_version(self) -> int:
+        """Parameter updates made so far; a rollout records it, so an update can tell whether
+        the rollout was played by the current parameters (on-policy)."""
+        trainer = self._trainer
+        return 0 if trainer is None else trainer.global_step
+
+    @property
     def rollout_length(self) -> int:
         """Steps per rollout segment (t_max)."""
         steps = self.cfg.rollout_steps

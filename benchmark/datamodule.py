@@ -13,6 +13,7 @@ progress reports) instead of collecting rollouts.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,6 +23,13 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from baselines.base import MetaRLAlgorithm
 from tasks import TrialEngine, task_generator
+
+ENDLESS = 2**62
+"""The stream's nominal length: the Trainer's ``max_steps`` ends training long before."""
+
+# Lightning warns that a sized IterableDataset may repeat data across loader worker processes;
+# rollouts are collected in the training process (num_workers=0), so the warning never applies.
+warnings.filterwarnings("ignore", message=r"Your `IterableDataset` has `__len__` defined")
 
 
 class RolloutCollector:
@@ -70,6 +78,7 @@ class RolloutCollector:
                 extras.setdefault(key, []).append(value)
         batch = {k: torch.stack(v) for k, v in {**fields, **extras}.items()}
         batch.update(h0=h0, phi_last=engine.view.phi, reset_last=engine.view.reset)
+        batch.update(policy_version=module.policy_version)
         batch.update(env_steps=steps * engine.batch_size, **self._completed_trials(batch))
         return batch
 
@@ -91,8 +100,19 @@ class RolloutCollector:
 
 
 class _RolloutStream(IterableDataset):
+    """The endless rollout stream, with a length so that Lightning fetches one batch at a time.
+
+    Without ``__len__``, Lightning's fetcher collects the next rollout before the current update
+    (to detect the end of an unsized stream), so every rollout would be played by the policy one
+    update old. With a length the fetch happens when the batch is consumed, after the previous
+    update, and the rollout is on-policy (``policy_version`` checks it).
+    """
+
     def __init__(self, datamodule: MetaRLDataModule):
         self.datamodule = datamodule
+
+    def __len__(self) -> int:
+        return ENDLESS
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         module = self.datamodule.trainer.lightning_module

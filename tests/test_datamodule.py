@@ -44,3 +44,32 @@ def test_segments_carry_the_hidden_state_and_resets_only_at_trial_starts():
     for carried, recomputed in zip(second["h0"], state, strict=True):
         torch.testing.assert_close(carried, recomputed)
     assert first["env_steps"] == 12 and not second["h0"][0].requires_grad
+
+
+def test_each_rollout_is_played_by_the_parameters_it_updates():
+    """Lightning must not prefetch the next rollout before the current update (on-policy)."""
+    import pytorch_lightning as pl
+
+    from benchmark.datamodule import MetaRLDataModule
+
+    spec = load_run_config(
+        "lstm-a2c", "bernoulli-bandit", ["task.pulls=5", "algo.batch_size=4", "algo.log_every=1"]
+    )
+    module = build_module(spec)
+    seen: list[tuple[int, int]] = []
+    update = module.training_step
+
+    def recording_step(batch, batch_idx):
+        seen.append((int(batch["policy_version"]), module.policy_version))
+        return update(batch, batch_idx)
+
+    module.training_step = recording_step
+    trainer = pl.Trainer(
+        max_steps=4,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(module, MetaRLDataModule(seed=0))
+    assert seen == [(0, 0), (1, 1), (2, 2), (3, 3)]
