@@ -68,8 +68,7 @@ class A2C(MetaRLAlgorithm):
             generator: drives the action sampling.
         """
         logits, values = self.network(view.obs)
-        actions = self.network.sample_action(logits, generator)
-        log_probs = self.network.log_prob(logits, actions)
+        actions, log_probs = self.network.sample_with_log_prob(logits, generator)
         return actions, {"values": values, "log_probs": log_probs}, state
 
     def make_policy(self) -> MemorylessPolicy:

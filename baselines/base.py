@@ -140,10 +140,12 @@ class MetaRLAlgorithm(pl.LightningModule):
         The hidden state is zeroed where ``view.reset`` (a trial boundary) and carried otherwise,
         including across episode ends inside a trial.
         """
-        logits, values, state = self.network(view.phi[None], state, view.reset[None])
-        actions = self.network.sample_action(logits[0], generator)
-        log_probs = self.network.log_prob(logits[0], actions)
-        return actions, {"values": values[0], "log_probs": log_probs}, state
+        logits, values, state = self.network.step(view.phi, state, view.reset)
+        actions, log_probs = self.network.sample_with_log_prob(logits, generator)
+        extras = {"values": values, "log_probs": log_probs}
+        if getattr(self.network, "cell", None) == "lstm":
+            extras.update(hidden=state[0][0], cell=state[1][0])  # for the update's replay
+        return actions, extras, state
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Record the class as ``module:Class`` so a checkpoint alone can rebuild the module."""
@@ -160,11 +162,25 @@ class MetaRLAlgorithm(pl.LightningModule):
         Returns logits [T, B, A] and values [T, B] with gradients, and the critic's value at the
         step after the segment (no gradient), which bootstraps a return cut by truncation.
         """
-        logits, values, state = self.network(batch["phi"], tuple(batch["h0"]), batch["reset"])
+        if self.can_replay(batch):
+            states = (batch["hidden"], batch["cell"])
+            logits, values, state = self.network.replay(
+                batch["phi"], states, tuple(batch["h0"]), batch["reset"]
+            )
+        else:
+            logits, values, state = self.network(batch["phi"], tuple(batch["h0"]), batch["reset"])
         with torch.no_grad():
-            last = batch["phi_last"][None]
-            _, bootstrap, _ = self.network(last, state, batch["reset_last"][None])
-        return logits, values, bootstrap[0]
+            _, bootstrap, _ = self.network.step(batch["phi_last"], state, batch["reset_last"])
+        return logits, values, bootstrap
+
+    def is_on_policy(self, batch: dict[str, Any]) -> bool:
+        """Whether the rollout was played by the current parameters, so that what it computed
+        (log-probabilities, values, LSTM states) is what a recomputation would give."""
+        return int(batch.get("policy_version", -1)) == self.policy_version
+
+    def can_replay(self, batch: dict[str, Any]) -> bool:
+        """Whether the update may reuse the rollout's LSTM states instead of recomputing them."""
+        return "hidden" in batch and self.is_on_policy(batch)
 
     def configure_optimizers(self):
         if self.cfg.optimizer == "adam":

@@ -5,9 +5,11 @@ Synchronous advantage actor-critic with an LSTM over phi(s, a_prev, r_prev, d_pr
 1. config: 48 units, discount 0.9, value and entropy costs 0.05, RMSProp (Wang et al.);
 2. rollout: the DataModule plays ``t_max`` steps of B parallel trials under ``no_grad``, carrying
    the hidden state across segments (detached) and zeroing it only at trial boundaries;
-3. update: the fused LSTM recomputes the segment from its stored initial hidden state, n-step
-   returns are bootstrapped from the critic at the segment's end (never across a trial end),
-   and one clipped gradient step is taken on the A2C loss.
+3. update: the segment's LSTM outputs are the states the rollout stored, differentiated by
+   backpropagation through time from them (:mod:`baselines.fast_lstm`; the fused LSTM recomputes
+   the segment instead if the parameters changed since the rollout); n-step returns are
+   bootstrapped from the critic at the segment's end (never across a trial end), and one
+   clipped gradient step is taken on the A2C loss.
 """
 
 from __future__ import annotations

@@ -304,17 +304,18 @@ class _ActorLearner:
         """Play ``t_max`` steps of this worker's trials with the local network."""
         engine, h0 = self.engine, self.state
         steps: dict[str, list[torch.Tensor]] = {
-            k: [] for k in ("phi", "reset", "actions", "rewards", "trial_done")
+            k: [] for k in ("phi", "reset", "actions", "rewards", "trial_done", "hidden", "cell")
         }
         completed_return, completed_trials = torch.zeros(()), torch.zeros(())
         for _ in range(self.ctx.rollout_steps):
             view = engine.view
-            logits, _, self.state = self.local(view.phi[None], self.state, view.reset[None])
-            actions = self.local.sample_action(logits[0], self.action_generator)
+            logits, _, self.state = self.local.step(view.phi, self.state, view.reset)
+            actions = self.local.sample_action(logits, self.action_generator)
             transition, _ = engine.step(actions)
+            h, c = self.state[0][0], self.state[-1][0]  # the LSTM states, for the replay
             for key, value in zip(
                 steps,
-                (view.phi, view.reset, actions, transition.reward, transition.trial_done),
+                (view.phi, view.reset, actions, transition.reward, transition.trial_done, h, c),
                 strict=True,
             ):
                 steps[key].append(value)
@@ -333,13 +334,18 @@ class _ActorLearner:
         return segment
 
     def _loss(self, segment: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """LSTM-A2C's loss on the local network, recomputing the segment from its initial state."""
+        """LSTM-A2C's loss on the local network, which played the segment: its LSTM outputs are
+        the stored states, differentiated by BPTT from them (the GRU core recomputes them)."""
         cfg = self.ctx.cfg
-        logits, values, state = self.local(segment["phi"], segment["h0"], segment["reset"])
+        inputs, h0, reset = segment["phi"], segment["h0"], segment["reset"]
+        if self.local.cell == "lstm":
+            states = segment["hidden"], segment["cell"]
+            logits, values, state = self.local.replay(inputs, states, h0, reset)
+        else:
+            logits, values, state = self.local(inputs, h0, reset)
         with torch.no_grad():
             # The critic at the step after the segment bootstraps a return cut mid-trial.
-            last = segment["phi_last"][None], state, segment["reset_last"][None]
-            bootstrap = self.local(*last)[1][0]
+            bootstrap = self.local.step(segment["phi_last"], state, segment["reset_last"])[1]
         returns = n_step_returns(segment["rewards"], segment["trial_done"], bootstrap, cfg.gamma)
         return a2c_loss(
             self.local.distribution(logits),

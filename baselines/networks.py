@@ -15,11 +15,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from baselines.fast_lstm import LSTMFromRollout, lstm_step, step_weights
 from baselines.losses import action_distribution
 from baselines.policy import (
     categorical_log_prob,
     gaussian_log_prob,
     sample_actions,
+    sample_actions_with_log_prob,
     sample_gaussian_actions,
 )
 
@@ -31,6 +33,15 @@ INITIAL_LOG_STD = 0.0
 
 def _sample_categorical(logits, log_std, generator):
     return sample_actions(logits, generator)
+
+
+def _sample_categorical_with_log_prob(logits, log_std, generator):
+    return sample_actions_with_log_prob(logits, generator)
+
+
+def _sample_gaussian_with_log_prob(mean, log_std, generator):
+    actions = sample_gaussian_actions(mean, log_std, generator)
+    return actions, gaussian_log_prob(mean, log_std, actions)
 
 
 def _categorical_log_prob(logits, log_std, actions):
@@ -51,10 +62,15 @@ class ActionKind:
     sample: Callable[..., torch.Tensor]
     log_prob: Callable[..., torch.Tensor]
     distribution: Callable[..., object]
+    sample_with_log_prob: Callable[..., tuple[torch.Tensor, torch.Tensor]]
 
 
-DISCRETE = ActionKind(_sample_categorical, _categorical_log_prob, _logits)
-CONTINUOUS = ActionKind(sample_gaussian_actions, gaussian_log_prob, action_distribution)
+DISCRETE = ActionKind(
+    _sample_categorical, _categorical_log_prob, _logits, _sample_categorical_with_log_prob
+)
+CONTINUOUS = ActionKind(
+    sample_gaussian_actions, gaussian_log_prob, action_distribution, _sample_gaussian_with_log_prob
+)
 
 
 class ActionHead(nn.Module):
@@ -78,6 +94,12 @@ class ActionHead(nn.Module):
     ) -> torch.Tensor:
         """Sample one action per row of ``head_output`` [n, ...] (long [n] or float [n, d])."""
         return self.action_kind.sample(head_output, self.log_std, generator)
+
+    def sample_with_log_prob(
+        self, head_output: torch.Tensor, generator: torch.Generator | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`sample_action` and the sample's :meth:`log_prob`, computed together."""
+        return self.action_kind.sample_with_log_prob(head_output, self.log_std, generator)
 
     def log_prob(self, head_output: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """log pi(actions), float [...], under ``head_output`` [..., A or d]."""
@@ -166,6 +188,88 @@ class RecurrentActorCritic(ActionHead):
                 outputs.append(out)
             features = torch.cat(outputs)
         return self.policy_head(features), self.value_head(features).squeeze(-1), state
+
+    def step(
+        self, phi: torch.Tensor, state: RecurrentState, reset: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, RecurrentState]:
+        """One rollout step of n slots: ``forward`` for a sequence of length 1, made lean.
+
+        Args:
+            phi: float [n, input_dim].
+            state: the hidden state, tensors [1, n, hidden].
+            reset: bool [n]; True where a trial starts at this step.
+
+        Returns:
+            logits [n, num_actions] (the mean, if continuous), values [n] and the new state.
+        """
+        weights = self._step_weights()
+        state = mask_state(state, reset)
+        if self.cell == "lstm":
+            h, c = lstm_step(phi, state[0][0], state[1][0], *weights[:2])
+            state = (h[None], c[None])
+        else:
+            rnn = self.rnn
+            h = torch.gru_cell(
+                phi, state[0][0], rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0
+            )
+            state = (h[None],)
+        heads = torch.addmm(weights[3], h, weights[2])  # policy and value heads in one product
+        return heads[:, :-1], heads[:, -1], state
+
+    def _step_weights(self) -> tuple[torch.Tensor, ...]:
+        """The step cell's weights and the two heads stacked, rebuilt only when a parameter has
+        changed (every optimiser step bumps the parameters' version counters). Under autograd
+        they are rebuilt every call, so gradients reach the parameters."""
+        params = (self.rnn.weight_ih_l0, self.rnn.weight_hh_l0, self.rnn.bias_ih_l0)
+        params += (self.rnn.bias_hh_l0, self.policy_head.weight, self.policy_head.bias)
+        params += (self.value_head.weight, self.value_head.bias)
+        key = tuple((p.data_ptr(), p._version) for p in params)
+        cached = getattr(self, "_step_cache", None)
+        if cached is not None and cached[0] == key and not torch.is_grad_enabled():
+            return cached[1]
+        weight, bias = step_weights(*params[:4]) if self.cell == "lstm" else (None, None)
+        head_weight = torch.cat([params[4], params[6]]).t()
+        weights = (weight, bias, head_weight, torch.cat([params[5], params[7]]))
+        if not torch.is_grad_enabled():
+            self._step_cache = (key, weights)
+        return weights
+
+    def replay(
+        self,
+        inputs: torch.Tensor,
+        states: tuple[torch.Tensor, torch.Tensor],
+        state: RecurrentState,
+        reset: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, RecurrentState]:
+        """``forward`` over a segment whose LSTM states the rollout stored, without rerunning it.
+
+        Valid only while the parameters are those that played the rollout: the output is the
+        stored hidden states, and the gradient is back-propagated through time from them (see
+        :class:`baselines.fast_lstm.LSTMFromRollout`).
+
+        Args:
+            inputs: phi, float [T, n, input_dim].
+            states: the hidden and cell states after each step, [T, n, hidden] each.
+            state: the hidden state before the first step, tensors [1, n, hidden].
+            reset: bool [T, n]; True at the first step of a trial.
+        """
+        rnn = self.rnn
+        hidden, cell = states
+        keep = (~reset).to(inputs.dtype)
+        features = LSTMFromRollout.apply(
+            inputs,
+            hidden,
+            cell,
+            state[0][0],
+            state[1][0],
+            keep,
+            rnn.weight_ih_l0,
+            rnn.weight_hh_l0,
+            rnn.bias_ih_l0,
+            rnn.bias_hh_l0,
+        )
+        final = (hidden[-1:], cell[-1:])
+        return self.policy_head(features), self.value_head(features).squeeze(-1), final
 
     def _run(self, inputs: torch.Tensor, state: RecurrentState):
         if self.cell == "lstm":

@@ -38,6 +38,24 @@ def sample_actions(logits: torch.Tensor, generator: torch.Generator | None) -> t
     return (cdf < uniform).sum(-1).clamp(max=logits.shape[-1] - 1)
 
 
+def sample_actions_with_log_prob(
+    logits: torch.Tensor, generator: torch.Generator | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`sample_actions` and the sample's log-probability from one log-softmax.
+
+    Args:
+        logits: float [n, num_actions].
+        generator: makes the draw reproducible; None uses torch's global generator.
+    """
+    log_probs = torch.log_softmax(logits, dim=-1)
+    cdf = log_probs.exp().cumsum(-1)
+    uniform = torch.rand(
+        cdf.shape[0], 1, generator=generator, device=logits.device, dtype=cdf.dtype
+    )
+    actions = (cdf < uniform).sum(-1).clamp(max=logits.shape[-1] - 1)
+    return actions, log_probs.gather(-1, actions[:, None]).squeeze(-1)
+
+
 def categorical_log_prob(logits: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
     """log pi(a) of long ``actions`` [...] under categorical ``logits`` [..., A]."""
     return torch.log_softmax(logits, -1).gather(-1, actions[..., None]).squeeze(-1)

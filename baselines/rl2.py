@@ -8,7 +8,8 @@ policy-gradient loop over whole trials; the paper used TRPO, here it is PPO (Sch
 1. config: discount 0.99 and GAE lambda 0.3 as in the paper; a GRU whose size is set by config;
 2. rollout: the DataModule plays B whole trials under ``no_grad`` (one segment = one trial), the
    GRU stepping one pull at a time;
-3. targets: the fused GRU recomputes the batch from its stored initial (zero) hidden state; GAE
+3. targets: the log-probabilities and values the rollout computed while acting (it is on-policy;
+   otherwise the fused GRU recomputes them from the stored initial hidden state); GAE
    over the whole trial, with the trial end as the only terminal (``dones = trial_done``); the
    critic regresses targets normalised by running statistics (returns over 100 pulls are ~50,
    and an unscaled value loss would swamp the policy's gradient in the shared GRU);
@@ -142,12 +143,10 @@ class RL2(MetaRLAlgorithm):
         # The hidden state is zeroed only where view.reset is True: the first step of a trial (a
         # new MDP). An episode end (d_prev = 1) does NOT reset it; the GRU carries what it has
         # learned about this MDP into the next episode. That is the whole of RL²'s fast learner.
-        trial_start = view.reset[None]
-        logits, values, state = self.network(view.phi[None], state, trial_start)
-        actions = self.network.sample_action(logits[0], generator)
-        log_probs = self.network.log_prob(logits[0], actions)
+        logits, values, state = self.network.step(view.phi, state, view.reset)
+        actions, log_probs = self.network.sample_with_log_prob(logits, generator)
         mean, std = self.value_scale()
-        return actions, {"values": values[0] * std + mean, "log_probs": log_probs}, state
+        return actions, {"values": values * std + mean, "log_probs": log_probs}, state
 
     def value_scale(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and standard deviation that turn the critic's output into a value."""
@@ -186,18 +185,15 @@ class RL2(MetaRLAlgorithm):
     def ppo_targets(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """Old log-probabilities, GAE advantages and value targets for one batch of trials.
 
-        The fused GRU recomputes the batch from the hidden state stored at the segment's start
-        (zero for bandits, where every segment is one whole trial) under the parameters that
-        collected it, so the first minibatch's ratios are exactly 1. GAE treats only the trial end
+        The old log-probabilities and values are the behaviour policy's (see
+        :meth:`behaviour_outputs`), so the first minibatch's ratios are 1 up to float rounding
+        between the step cell and the fused GRU. GAE treats only the trial end
         as terminal: episode ends inside a trial are not terminal for the meta-learner, which
         maximises the return of the whole trial.
         """
         # V after the segment bootstraps a trial cut short by the segment's end; when a segment is
         # exactly one trial (bandits) its last step ends the trial and this value is not used.
-        logits, values, bootstrap = self.recompute(batch)
-        mean, std = self.value_scale()
-        values, bootstrap = values * std + mean, bootstrap * std + mean
-        log_probs = self.network.log_prob(logits, batch["actions"])
+        log_probs, values, bootstrap = self.behaviour_outputs(batch)
         advantages = gae(
             batch["rewards"],
             values,
@@ -214,6 +210,25 @@ class RL2(MetaRLAlgorithm):
         if self.cfg.normalize_advantages:
             advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
         return {"log_probs": log_probs, "advantages": advantages, "value_targets": value_targets}
+
+    @torch.no_grad()
+    def behaviour_outputs(
+        self, batch: dict[str, Any]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Log-probabilities of the actions [T, B], values [T, B] and the bootstrap value [B]
+        (in reward units) under the parameters that played the batch.
+
+        When the rollout was on-policy these are what it computed while acting; otherwise the
+        fused GRU recomputes them from the segment's stored initial state.
+        """
+        mean, std = self.value_scale()
+        if self.is_on_policy(batch) and "state_last" in batch:
+            last = batch["phi_last"], tuple(batch["state_last"]), batch["reset_last"]
+            bootstrap = self.network.step(*last)[1]
+            return batch["log_probs"], batch["values"], bootstrap * std + mean
+        logits, values, bootstrap = self.recompute(batch)
+        log_probs = self.network.log_prob(logits, batch["actions"])
+        return log_probs, values * std + mean, bootstrap * std + mean
 
     def minibatch_loss(
         self, batch: dict[str, Any], targets: dict[str, torch.Tensor], index: torch.Tensor

@@ -78,7 +78,7 @@ class RolloutCollector:
                 extras.setdefault(key, []).append(value)
         batch = {k: torch.stack(v) for k, v in {**fields, **extras}.items()}
         batch.update(h0=h0, phi_last=engine.view.phi, reset_last=engine.view.reset)
-        batch.update(policy_version=module.policy_version)
+        batch.update(state_last=self.state, policy_version=module.policy_version)
         batch.update(env_steps=steps * engine.batch_size, **self._completed_trials(batch))
         return batch
 

@@ -1,0 +1,156 @@
+"""The LSTM fast path of on-policy updates: a lean step cell, and BPTT from the rollout's states.
+
+An A2C update differentiates its loss at the parameters that played the rollout. The rollout has
+already computed every hidden and cell state, so the update need not run the LSTM forward again:
+:class:`LSTMFromRollout` returns the stored hidden states as the sequence's output and, in its
+backward, back-propagates through time one step at a time, recomputing that step's gates from
+``(x_t, h_{t-1})``. Each step's working set (B x 4H floats) stays in cache, where PyTorch's fused
+CPU LSTM streams whole-sequence tensors through memory in its forward and again in its backward.
+
+Gate order and equations are PyTorch's ``nn.LSTM`` (i, f, g, o; one bias pair), so the gradients
+match ``nn.LSTM``'s autograd to float rounding (tested). The caller guarantees the states were
+produced by the current parameters (``MetaRLAlgorithm`` checks the rollout's policy version).
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def stacked_weight(weight_ih: torch.Tensor, weight_hh: torch.Tensor) -> torch.Tensor:
+    """``[W_ih | W_hh]`` transposed, [in + H, 4H]: one matmul of ``[x, h]`` gives the gates."""
+    return torch.cat([weight_ih, weight_hh], 1).t()
+
+
+def step_weights(
+    weight_ih: torch.Tensor, weight_hh: torch.Tensor, bias_ih: torch.Tensor, bias_hh: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The weight [in + H, 4H] and bias [4H] of :func:`lstm_step`, from ``nn.LSTM``'s parameters.
+
+    The gate columns are reordered to (i, f, o, g) so that the three sigmoid gates are one slice.
+    """
+    order = [0, 1, 3, 2]
+    weight = stacked_weight(weight_ih, weight_hh)
+    hidden = weight.shape[1] // 4
+    weight = weight.view(-1, 4, hidden)[:, order].reshape(-1, 4 * hidden)
+    bias = (bias_ih + bias_hh).view(4, hidden)[order].reshape(-1)
+    return weight, bias
+
+
+def lstm_step(
+    x: torch.Tensor, h: torch.Tensor, c: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One LSTM step, as ``nn.LSTM`` computes it.
+
+    Args:
+        x: input [B, in].
+        h, c: hidden and cell state [B, H].
+        weight, bias: from :func:`step_weights`.
+
+    Returns:
+        the new ``(h, c)``.
+    """
+    gates = torch.addmm(bias, torch.cat([x, h], 1), weight)
+    hidden = h.shape[1]
+    i, f, o = gates[:, : 3 * hidden].sigmoid().chunk(3, 1)
+    c = torch.addcmul(f * c, i, gates[:, 3 * hidden :].tanh())
+    return o * c.tanh(), c
+
+
+class LSTMFromRollout(torch.autograd.Function):
+    """The output sequence of an LSTM whose states the rollout already computed.
+
+    ``forward(x, h, c, h0, c0, keep, weight_ih, weight_hh, bias_ih, bias_hh)`` with x [T, B, in],
+    h and c [T, B, H] (the states after each step), h0 and c0 [B, H] (before the first step) and
+    keep [T, B] (0.0 where the state was zeroed before step t, at a trial boundary). Returns h;
+    gradients flow to the four parameters only (the states are data, as in truncated BPTT).
+    """
+
+    @staticmethod
+    def forward(ctx, x, h, c, h0, c0, keep, weight_ih, weight_hh, bias_ih, bias_hh):
+        ctx.save_for_backward(x, h, c, h0, c0, keep, weight_ih, weight_hh, bias_ih, bias_hh)
+        return h.clone()
+
+    @staticmethod
+    def backward(ctx, grad_h):
+        x, h, c, h0, c0, keep, weight_ih, weight_hh, bias_ih, bias_hh = ctx.saved_tensors
+        grad_weight, grad_bias = lstm_bptt(
+            grad_h, x, h, c, h0, c0, keep, weight_ih, weight_hh, bias_ih + bias_hh
+        )
+        inputs = x.shape[-1]
+        grad_ih, grad_hh = grad_weight[:inputs].t(), grad_weight[inputs:].t()
+        return None, None, None, None, None, None, grad_ih, grad_hh, grad_bias, grad_bias
+
+
+CHUNK = 8
+"""Steps whose gate factors are computed together in the backward (sized to stay in cache)."""
+
+
+@torch.no_grad()
+def lstm_bptt(grad_h, x, h, c, h0, c0, keep, weight_ih, weight_hh, bias):
+    """Back-propagate ``grad_h`` [T, B, H] through an LSTM's stored states.
+
+    Everything that does not depend on the incoming gradient (the gates, recomputed from the
+    stored ``(x_t, h_{t-1})``, and their derivatives) is computed for :data:`CHUNK` steps at a
+    time; the step-by-step recursion then costs a handful of small ops per step. The weight
+    gradient is one matrix product per chunk.
+
+    Returns the gradient of the stacked weight [in + H, 4H] (see :func:`stacked_weight`) and of
+    the bias [4H]. Arguments as in :class:`LSTMFromRollout`, with ``bias = bias_ih + bias_hh``.
+    """
+    steps, batch, hidden = h.shape
+    weight = stacked_weight(weight_ih, weight_hh)
+    keep = keep.unsqueeze(-1)
+    h_prev = torch.cat([h0[None], h[:-1]]) * keep
+    c_prev = torch.cat([c0[None], c[:-1]]) * keep
+    # Where no trial starts after the first step, the carried gradients need no masking (and
+    # what the first step would carry, into h0 and c0, is not wanted: the states are data).
+    resets_inside = not bool(keep[1:].all())
+    grad_weight = torch.zeros_like(weight)
+    grad_bias = torch.zeros_like(bias)
+    carry_h, carry_c = torch.zeros_like(h0), torch.zeros_like(c0)
+    for end in range(steps, 0, -CHUNK):
+        span = slice(max(0, end - CHUNK), end)
+        inputs = torch.cat([x[span], h_prev[span]], -1)
+        factors = _gate_factors(inputs, c_prev[span], c[span], keep[span], weight, bias)
+        grad_gates = inputs.new_empty(inputs.shape[0], batch, 4, hidden)
+        for t in range(inputs.shape[0] - 1, -1, -1):
+            carry_h, carry_c = _step_back(
+                grad_h[span][t] + carry_h,
+                carry_c,
+                [factor[t] for factor in factors],
+                grad_gates[t],
+                weight_hh,
+                keep[span][t] if resets_inside else None,
+                carry=span.start + t > 0,
+            )
+        flat = grad_gates.view(-1, 4 * hidden)
+        grad_weight.addmm_(inputs.view(-1, inputs.shape[-1]).t(), flat)
+        grad_bias += flat.sum(0)
+    return grad_weight, grad_bias
+
+
+def _gate_factors(inputs, c_prev, c, keep, weight, bias):
+    """Per-step factors of the LSTM backward for a chunk of steps (all [K, B, ...])."""
+    gates = torch.addmm(bias, inputs.view(-1, inputs.shape[-1]), weight).view(*c.shape[:2], -1)
+    i, f, g, o = gates.chunk(4, -1)
+    i, f, g, o = i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid()
+    tanh_c = c.tanh()
+    # d gates = [dc, dc, dc, dh] * [g i(1-i), c_prev f(1-f), i (1-g^2), tanh(c) o(1-o)]
+    from_c = torch.stack([g * i * (1 - i), c_prev * f * (1 - f), i * (1 - g * g)], 2)
+    from_h = tanh_c * o * (1 - o)
+    return from_c, from_h, o * (1 - tanh_c * tanh_c), f * keep
+
+
+def _step_back(grad_h, carry_c, factors, grad_gates, weight_hh, keep, carry):
+    """One step of the recursion: the gates' gradient (into ``grad_gates`` [B, 4, H]) and, if
+    ``carry``, the gradients carried to the previous step's hidden and cell state (masked by
+    ``keep`` [B, 1] unless it is None)."""
+    from_c, from_h, c_from_h, carry_c_factor = factors
+    grad_c = torch.addcmul(carry_c, grad_h, c_from_h)
+    torch.mul(from_c, grad_c.unsqueeze(1), out=grad_gates[:, :3])
+    torch.mul(from_h, grad_h, out=grad_gates[:, 3])
+    if not carry:
+        return grad_h, grad_c
+    carry_h = grad_gates.view(grad_h.shape[0], -1) @ weight_hh
+    return (carry_h if keep is None else carry_h * keep), grad_c * carry_c_factor
