@@ -27,13 +27,15 @@ def step_weights(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The weight [in + H, 4H] and bias [4H] of :func:`lstm_step`, from ``nn.LSTM``'s parameters.
 
-    The gate columns are reordered to (i, f, o, g) so that the three sigmoid gates are one slice.
+    The gate columns are reordered to (i, f, o, g), and the cell candidate's are doubled: with
+    tanh(z) = 2 sigmoid(2z) - 1, one sigmoid over the contiguous gates serves all four.
     """
     order = [0, 1, 3, 2]
+    scale = torch.tensor([1.0, 1.0, 1.0, 2.0], dtype=weight_ih.dtype, device=weight_ih.device)
     weight = stacked_weight(weight_ih, weight_hh)
     hidden = weight.shape[1] // 4
-    weight = weight.view(-1, 4, hidden)[:, order].reshape(-1, 4 * hidden)
-    bias = (bias_ih + bias_hh).view(4, hidden)[order].reshape(-1)
+    weight = (weight.view(-1, 4, hidden)[:, order] * scale[:, None]).reshape(-1, 4 * hidden)
+    bias = ((bias_ih + bias_hh).view(4, hidden)[order] * scale[:, None]).reshape(-1)
     return weight, bias
 
 
@@ -50,10 +52,9 @@ def lstm_step(
     Returns:
         the new ``(h, c)``.
     """
-    gates = torch.addmm(bias, torch.cat([x, h], 1), weight)
-    hidden = h.shape[1]
-    i, f, o = gates[:, : 3 * hidden].sigmoid().chunk(3, 1)
-    c = torch.addcmul(f * c, i, gates[:, 3 * hidden :].tanh())
+    i, f, o, g_half = torch.addmm(bias, torch.cat([x, h], 1), weight).sigmoid_().chunk(4, 1)
+    # c' = f c + i g with g = 2 g_half - 1
+    c = torch.addcmul(torch.addcmul(-i, f, c), i, g_half, value=2.0)
     return o * c.tanh(), c
 
 
@@ -99,7 +100,7 @@ def lstm_bptt(grad_h, x, h, c, h0, c0, keep, weight_ih, weight_hh, bias):
     the bias [4H]. Arguments as in :class:`LSTMFromRollout`, with ``bias = bias_ih + bias_hh``.
     """
     steps, batch, hidden = h.shape
-    weight = stacked_weight(weight_ih, weight_hh)
+    weight, bias = step_weights(weight_ih, weight_hh, bias, torch.zeros_like(bias))
     keep = keep.unsqueeze(-1)
     h_prev = torch.cat([h0[None], h[:-1]]) * keep
     c_prev = torch.cat([c0[None], c[:-1]]) * keep
@@ -131,15 +132,25 @@ def lstm_bptt(grad_h, x, h, c, h0, c0, keep, weight_ih, weight_hh, bias):
 
 
 def _gate_factors(inputs, c_prev, c, keep, weight, bias):
-    """Per-step factors of the LSTM backward for a chunk of steps (all [K, B, ...])."""
-    gates = torch.addmm(bias, inputs.view(-1, inputs.shape[-1]), weight).view(*c.shape[:2], -1)
-    i, f, g, o = gates.chunk(4, -1)
-    i, f, g, o = i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid()
+    """Per-step factors of the LSTM backward for a chunk of steps (all [K, B, ...]).
+
+    ``weight`` and ``bias`` come from :func:`step_weights` (gates i, f, o, g with g doubled), so
+    one sigmoid gives every gate: g = 2 s_g - 1, whose derivative 1 - g^2 is 4 s_g (1 - s_g).
+    """
+    k, batch, hidden = c.shape
+    flat = inputs.view(-1, inputs.shape[-1])
+    s = torch.addmm(bias, flat, weight).sigmoid_().view(k, batch, 4, hidden)
+    slope = torch.addcmul(s, s, s, value=-1.0)  # s (1 - s) for every gate
+    i, f, o, g_half = s.unbind(2)
+    d_i, d_f, d_o, d_g_half = slope.unbind(2)
     tanh_c = c.tanh()
     # d gates = [dc, dc, dc, dh] * [g i(1-i), c_prev f(1-f), i (1-g^2), tanh(c) o(1-o)]
-    from_c = torch.stack([g * i * (1 - i), c_prev * f * (1 - f), i * (1 - g * g)], 2)
-    from_h = tanh_c * o * (1 - o)
-    return from_c, from_h, o * (1 - tanh_c * tanh_c), f * keep
+    from_c = torch.empty(k, batch, 3, hidden, dtype=c.dtype, device=c.device)
+    torch.addcmul(-d_i, d_i, g_half, value=2.0, out=from_c[:, :, 0])
+    torch.mul(c_prev, d_f, out=from_c[:, :, 1])
+    torch.mul(i, d_g_half, out=from_c[:, :, 2]).mul_(4.0)
+    c_from_h = torch.addcmul(o, o * tanh_c, tanh_c, value=-1.0)  # o (1 - tanh(c)^2)
+    return from_c, tanh_c * d_o, c_from_h, f * keep
 
 
 def _step_back(grad_h, carry_c, factors, grad_gates, weight_hh, keep, carry):

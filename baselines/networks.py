@@ -213,8 +213,10 @@ class RecurrentActorCritic(ActionHead):
                 phi, state[0][0], rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0
             )
             state = (h[None],)
-        heads = torch.addmm(weights[3], h, weights[2])  # policy and value heads in one product
-        return heads[:, :-1], heads[:, -1], state
+        # Both heads in one product, actions-major ([A + 1, n]): logits are returned as a
+        # transposed view, which the samplers reduce along its contiguous rows.
+        heads = torch.addmm(weights[3], weights[2], h.t())
+        return heads[:-1].t(), heads[-1], state
 
     def _step_weights(self) -> tuple[torch.Tensor, ...]:
         """The step cell's weights and the two heads stacked, rebuilt only when a parameter has
@@ -223,13 +225,13 @@ class RecurrentActorCritic(ActionHead):
         params = (self.rnn.weight_ih_l0, self.rnn.weight_hh_l0, self.rnn.bias_ih_l0)
         params += (self.rnn.bias_hh_l0, self.policy_head.weight, self.policy_head.bias)
         params += (self.value_head.weight, self.value_head.bias)
-        key = tuple((p.data_ptr(), p._version) for p in params)
+        key = [p._version for p in params] + [p.data_ptr() for p in params]
         cached = getattr(self, "_step_cache", None)
         if cached is not None and cached[0] == key and not torch.is_grad_enabled():
             return cached[1]
         weight, bias = step_weights(*params[:4]) if self.cell == "lstm" else (None, None)
-        head_weight = torch.cat([params[4], params[6]]).t()
-        weights = (weight, bias, head_weight, torch.cat([params[5], params[7]]))
+        head_weight = torch.cat([params[4], params[6]])
+        weights = (weight, bias, head_weight, torch.cat([params[5], params[7]])[:, None])
         if not torch.is_grad_enabled():
             self._step_cache = (key, weights)
         return weights

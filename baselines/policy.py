@@ -41,19 +41,23 @@ def sample_actions(logits: torch.Tensor, generator: torch.Generator | None) -> t
 def sample_actions_with_log_prob(
     logits: torch.Tensor, generator: torch.Generator | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`sample_actions` and the sample's log-probability from one log-softmax.
+    """:func:`sample_actions` (the same draw) and the sample's log-probability.
+
+    Works on the actions-major layout ``logits.t()`` [num_actions, n], where the reductions over
+    a handful of actions run along contiguous rows of n (several times faster than over the last
+    dimension of [n, num_actions]); a step whose heads are computed that way passes that view.
 
     Args:
         logits: float [n, num_actions].
         generator: makes the draw reproducible; None uses torch's global generator.
     """
-    log_probs = torch.log_softmax(logits, dim=-1)
-    cdf = log_probs.exp().cumsum(-1)
-    uniform = torch.rand(
-        cdf.shape[0], 1, generator=generator, device=logits.device, dtype=cdf.dtype
-    )
-    actions = (cdf < uniform).sum(-1).clamp(max=logits.shape[-1] - 1)
-    return actions, log_probs.gather(-1, actions[:, None]).squeeze(-1)
+    columns = logits.t().contiguous()  # a no-op for a transposed actions-major view
+    log_probs = torch.log_softmax(columns, dim=0)
+    cdf = log_probs.exp().cumsum(0)
+    device, dtype = logits.device, cdf.dtype
+    uniform = torch.rand(1, cdf.shape[1], generator=generator, device=device, dtype=dtype)
+    actions = (cdf < uniform).sum(0).clamp(max=cdf.shape[0] - 1)
+    return actions, log_probs.gather(0, actions[None])[0]
 
 
 def categorical_log_prob(logits: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
