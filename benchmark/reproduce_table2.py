@@ -55,6 +55,11 @@ COLUMNS: tuple[tuple[str, str | None], ...] = (
     ("RL2", None),
 )
 """Column -> our strategy (None: the learned RL² column)."""
+DIAGNOSTICS: tuple[tuple[str, str, str, tuple[tuple[str, Any], ...]], ...] = (
+    ("eps-Greedy eps/sqrt(k)", "eps-greedy", "eps-Greedy", (("decay", 0.5),)),
+)
+"""Extra columns, not in the paper: (name, strategy, published column compared, fixed params).
+eps-Greedy whose exploration decays as eps / sqrt(k) in episode k, tuned over the same eps grid."""
 GRIDS: dict[str, tuple[str, tuple[Any, ...]]] = {
     "eps-greedy": ("eps", tuple(round(0.1 * i, 1) for i in range(1, 11))),
     "opsrl": ("samples", tuple(range(1, 21))),
@@ -63,16 +68,8 @@ GRIDS: dict[str, tuple[str, tuple[Any, ...]]] = {
 }
 """Strategy -> (hyperparameter, grid) of the RL² Table 2 protocol (reference README)."""
 ROUNDING_SD = 0.0005 / math.sqrt(3.0)
-KNOWN_REASONS: dict[str, str] = {
-    "Random": (
-        "The generator as documented (Dirichlet(1) transitions, Normal(1, 1) mean rewards, start "
-        "in state 0, horizon 10) gives random / oracle = 0.457 exactly in expectation (dynamic "
-        "programming per task; 0.458 over 20 000 MDPs), not the published 0.482. The published "
-        "rows therefore used a slightly different generator or normaliser; the offset of about "
-        "0.025 carries into every column."
-    ),
-}
-"""Column -> the known reason why its cells may differ (footnoted on flagged cells)."""
+REFERENCE_MDPS = 20_000
+"""MDPs of the ``test`` stream over which the Random footnote's exact expectation is computed."""
 
 
 @dataclass
@@ -111,15 +108,52 @@ class Cell:
     seconds: float = 0.0
     run_id: str = ""
     note: str = ""
+    vs_random: float | None = None
+    """Mean total divided by the random policy's mean expected total on the same trials."""
+    vs_random_se: float | None = None
+    """Delta-method standard error of ``vs_random``."""
+    random_published: float | None = None
+    """The published Random value of this cell's row."""
+    random_published_se: float | None = None
+    """Uncertainty of that value (its 1000-trial SE estimated from our Random cell, rounding)."""
+
+    def _published_sd(self) -> float:
+        """The published value's 1000-trial SE (from our per-trial spread) with rounding."""
+        published_se = self.stderr * math.sqrt(self.trials) / math.sqrt(PUBLISHED_TRIALS)
+        return math.sqrt(published_se**2 + ROUNDING_SD**2)
 
     @property
     def z(self) -> float | None:
         """(ours - published) in combined standard errors; None when not run or unpublished."""
         if self.mean is None or self.published is None or self.stderr is None:
             return None
-        published_se = self.stderr * math.sqrt(self.trials) / math.sqrt(PUBLISHED_TRIALS)
-        scale = math.sqrt(self.stderr**2 + published_se**2 + ROUNDING_SD**2)
-        return (self.mean - self.published) / scale
+        return (self.mean - self.published) / math.hypot(self.stderr, self._published_sd())
+
+    @property
+    def rescaled(self) -> float | None:
+        """Ours rescaled by the Random column: ``vs_random`` times the published Random value.
+
+        Equals ours divided by (our Random / published Random) of the row, the random policy's
+        expected total standing in for our own Random cell; None without the inputs.
+        """
+        if self.vs_random is None or self.random_published is None:
+            return None
+        return self.vs_random * self.random_published
+
+    @property
+    def rescaled_se(self) -> float | None:
+        """Standard error of :attr:`rescaled` (ours, and the published Random value's)."""
+        if self.rescaled is None or self.vs_random_se is None:
+            return None
+        relative = (self.random_published_se or 0.0) / self.random_published
+        return math.hypot(self.vs_random_se * self.random_published, self.rescaled * relative)
+
+    @property
+    def rescaled_z(self) -> float | None:
+        """(rescaled - published) in combined standard errors; None when either is missing."""
+        if self.rescaled_se is None or self.published is None or self.stderr is None:
+            return None
+        return (self.rescaled - self.published) / math.hypot(self.rescaled_se, self._published_sd())
 
     @property
     def flagged(self) -> bool:
@@ -207,20 +241,32 @@ def normalised_score(totals: torch.Tensor, oracle: torch.Tensor) -> tuple[float,
     return ratio, stderr
 
 
-def run_job(job: Job) -> tuple[float, float, float, float]:
-    """Play one job; return (normalised score, its SE, mean total reward, seconds)."""
+def run_job(job: Job) -> tuple[float, float, float, float, float, float]:
+    """Play one job.
+
+    Returns:
+        (score / oracle, its SE, mean total reward, seconds, score / random policy, its SE), each
+        ratio of mean totals over the job's trials against the reference's expected totals.
+    """
     torch.set_num_threads(1)
     started = time.perf_counter()
     family = make_task(FAMILY, episodes=job.episodes)
     policy = get_strategy(job.strategy).build(family, dict(job.params))
     totals, _, _, tasks = play_trials(policy, family, job.trials, job.seed, split=job.split)
-    ratio, stderr = normalised_score(totals, family.reference_scores(tasks)["oracle"])
-    return ratio, stderr, totals.mean().item(), time.perf_counter() - started
+    references = family.reference_scores(tasks)
+    ratio, stderr = normalised_score(totals, references["oracle"])
+    vs_random, vs_random_se = normalised_score(totals, references["random"])
+    seconds = time.perf_counter() - started
+    return ratio, stderr, totals.mean().item(), seconds, vs_random, vs_random_se
 
 
-def _run_sorted(
-    pool: ProcessPoolExecutor | None, jobs: list[Job]
-) -> dict[Job, tuple[float, float, float, float]]:
+def classical_columns() -> list[tuple[str, str, tuple[tuple[str, Any], ...]]]:
+    """(column, strategy, fixed params) of every classical column, the diagnostics last."""
+    main = [(column, strategy, ()) for column, strategy in COLUMNS if strategy is not None]
+    return main + [(name, strategy, fixed) for name, strategy, _, fixed in DIAGNOSTICS]
+
+
+def _run_sorted(pool: ProcessPoolExecutor | None, jobs: list[Job]) -> dict[Job, tuple]:
     ordered = sorted(jobs, key=Job.cost, reverse=True)
     results = map(run_job, ordered) if pool is None else pool.map(run_job, ordered)
     return dict(zip(ordered, results, strict=True))
@@ -230,26 +276,27 @@ def tuning_jobs(settings: list[int], budget: Budget, seed: int) -> list[Job]:
     """Every grid value of every tuned strategy on every setting, on ``tune`` trials."""
     jobs = []
     for episodes in settings:
-        for column, strategy in COLUMNS:
+        for column, strategy, fixed in classical_columns():
             if strategy not in GRIDS:
                 continue
             param, grid = GRIDS[strategy]
             trials = budget.opsrl_tune_trials if strategy == "opsrl" else budget.tune_trials
             jobs += [
-                Job(column, strategy, episodes, ((param, v),), trials, seed, TUNE_SPLIT)
+                Job(column, strategy, episodes, ((param, v), *fixed), trials, seed, TUNE_SPLIT)
                 for v in grid
             ]
     return jobs
 
 
-def choose(tuning: dict[Job, tuple[float, float, float, float]]) -> dict[tuple, dict[str, Any]]:
-    """The chosen value per (episodes, strategy): highest mean total, first in grid on a tie."""
+def choose(tuning: dict[Job, tuple]) -> dict[tuple, dict[str, Any]]:
+    """The chosen value per (episodes, column): highest mean total, first in grid on a tie."""
     scores: dict[tuple, dict[Any, float]] = {}
-    for job, (_, _, total, _) in tuning.items():
-        scores.setdefault((job.episodes, job.strategy), {})[job.params[0][1]] = total
+    for job, result in tuning.items():
+        scores.setdefault((job.episodes, job.column), {})[job.params[0][1]] = result[2]
+    strategies = {column: strategy for column, strategy, _ in classical_columns()}
     chosen = {}
     for key, values in scores.items():
-        param, grid = GRIDS[key[1]]
+        param, grid = GRIDS[strategies[key[1]]]
         chosen[key] = {param: max(grid, key=lambda v: (values[v], -grid.index(v)))}
     return chosen
 
@@ -272,23 +319,23 @@ def run_classical(
         tuning = _run_sorted(pool, tuning_jobs(settings, budget, seed))
         chosen = choose(tuning)
         evaluations = [
-            Job(c, s, e, tuple(chosen.get((e, s), {}).items()), trials, seed, EVAL_SPLIT)
+            Job(c, s, e, (*chosen.get((e, c), {}).items(), *fixed), trials, seed, EVAL_SPLIT)
             for e in settings
-            for c, s in COLUMNS
-            if s is not None
+            for c, s, fixed in classical_columns()
         ]
         results = _run_sorted(pool, evaluations)
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
     cells = []
-    for job, (ratio, stderr, total, seconds) in results.items():
-        key = (job.episodes, job.strategy)
-        tune_seconds = sum(r[3] for j, r in tuning.items() if (j.episodes, j.strategy) == key)
+    for job, (ratio, stderr, total, seconds, vs_random, vs_random_se) in results.items():
+        key = (job.episodes, job.column)
+        tune_seconds = sum(r[3] for j, r in tuning.items() if (j.episodes, j.column) == key)
         cells.append(
             Cell(
                 job.episodes, job.column, job.strategy, None, ratio, stderr, job.trials, total,
-                chosen.get(key, {}), seconds + tune_seconds,
+                chosen.get(key, {}), seconds + tune_seconds, vs_random=vs_random,
+                vs_random_se=vs_random_se,
             )
         )  # fmt: skip
     return cells
@@ -336,32 +383,162 @@ def rl2_cells(
 def complete_table(
     settings: list[int], cells: list[Cell], published: dict[int, dict[str, float]]
 ) -> list[Cell]:
-    """All cells of ``settings`` in table order with published values; missing ones "not run"."""
+    """All cells of ``settings`` in table order with published values; missing ones "not run".
+
+    Every cell also gets its row's published Random value and that value's uncertainty (for
+    :attr:`Cell.rescaled`).
+    """
     by_key = {(cell.episodes, cell.column): cell for cell in cells}
     table = []
     for episodes in settings:
+        row = []
         for column, strategy in COLUMNS:
             cell = by_key.get((episodes, column)) or Cell(
                 episodes, column, strategy or "rl2", None, note="not run"
             )
             cell.published = published[episodes].get(column)
+            row.append(cell)
+        _attach_random(row, by_key.get((episodes, "Random")), published[episodes]["Random"])
+        table += row
+    return table
+
+
+def complete_diagnostics(
+    settings: list[int], cells: list[Cell], published: dict[int, dict[str, float]]
+) -> list[Cell]:
+    """The diagnostic cells of ``settings``, each compared with its published column."""
+    by_key = {(cell.episodes, cell.column): cell for cell in cells}
+    table = []
+    for episodes in settings:
+        for name, _, compared, _ in DIAGNOSTICS:
+            cell = by_key.get((episodes, name))
+            if cell is None:
+                continue
+            cell.published = published[episodes].get(compared)
+            _attach_random([cell], by_key.get((episodes, "Random")), published[episodes]["Random"])
             table.append(cell)
     return table
+
+
+def _attach_random(row: list[Cell], random: Cell | None, value: float) -> None:
+    spread = None
+    if random is not None and random.stderr is not None:
+        spread = math.hypot(
+            random.stderr * math.sqrt(random.trials / PUBLISHED_TRIALS), ROUNDING_SD
+        )
+    for cell in row:
+        cell.random_published, cell.random_published_se = value, spread
+
+
+def documented_random_ratio(seed: int, mdps: int = REFERENCE_MDPS) -> tuple[float, float]:
+    """E[random] / E[oracle] of the documented generator, exact per MDP, and its standard error.
+
+    Dynamic programming on ``mdps`` MDPs of the ``test`` stream of ``seed`` (the expectation does
+    not depend on the episodes per trial).
+    """
+    family = make_task(FAMILY)
+    references = family.reference_scores(family.sample(mdps, task_generator(seed, EVAL_SPLIT)))
+    return normalised_score(references["random"], references["oracle"])
 
 
 # Reporting ----------------------------------------------------------------------------------------
 
 
-def footnotes(table: list[Cell]) -> tuple[dict[tuple[int, str], int], list[str]]:
-    """The footnote number per flagged cell with a known reason, and the footnote texts."""
+def random_reason(ratio: float, stderr: float, mdps: int = REFERENCE_MDPS) -> str:
+    """Footnote of the Random column: the documented generator's exact random / oracle."""
+    return (
+        "Random: the generator as documented (Dirichlet(1) transitions, Normal(1, 1) mean rewards, "
+        f"start in state 0, horizon 10) gives random / oracle = {ratio:.4f} ± {stderr:.4f} in "
+        f"expectation (finite-horizon dynamic programming on {mdps} MDPs of the `test` stream), "
+        "not the published 0.482, so the published rows used a different generator or "
+        "normaliser."
+    )
+
+
+def row_factors(table: list[Cell]) -> dict[int, float]:
+    """Per row (episodes): our Random cell divided by the published Random value."""
+    return {
+        cell.episodes: cell.mean / cell.published
+        for cell in table
+        if cell.column == "Random" and cell.mean is not None and cell.published
+    }
+
+
+def offset_reason(table: list[Cell]) -> str:
+    """Footnote of the cells a shared normaliser offset explains (factors from the table)."""
+    factors = row_factors(table).values()
+    return (
+        "Shared offset: ours / published in the Random column is "
+        f"{min(factors):.3f} to {max(factors):.3f} across the rows. Rescaled by it (ours "
+        "divided by the random policy's expected total on the same trials, times the published "
+        "Random value) this cell is within 3 standard errors of the published value; see "
+        "'Rescaled by the Random column'."
+    )
+
+
+def decay_reason(diagnostic: str, rows: list[int]) -> str:
+    """Footnote of eps-Greedy cells that only the decaying-eps diagnostic brings within 3 SE."""
+    episodes = ", ".join(str(e) for e in rows)
+    return (
+        "eps-Greedy: still more than 3 standard errors below after rescaling by the Random "
+        f"column, while `{diagnostic}` (exploration eps / sqrt(k) in episode k, eps tuned over "
+        f"the same grid) is within 3 standard errors after rescaling at {episodes} episodes: "
+        "consistent with a published eps-Greedy whose exploration decayed."
+    )
+
+
+def unexplained_reason() -> str:
+    """Footnote of the flagged cells that no measured reason explains."""
+    return (
+        "Unexplained: still more than 3 standard errors from the published value after "
+        "rescaling by the Random column (see 'Rescaled by the Random column'); no measured "
+        "reason found."
+    )
+
+
+def footnotes(
+    table: list[Cell],
+    diagnostics: list[Cell] | tuple = (),
+    random_ratio: tuple[float, float] | None = None,
+) -> tuple[dict[tuple[int, str], int], list[str]]:
+    """The footnote number of every flagged cell, and the footnote texts.
+
+    A flagged Random cell gets the generator's measured ratio (``random_ratio``), a cell within
+    3 SE once rescaled by the Random column the shared offset, an eps-Greedy cell that only a
+    decaying-eps diagnostic matches that diagnostic, and any other the unexplained note.
+
+    Args:
+        table: the main cells.
+        diagnostics: the :data:`DIAGNOSTICS` cells.
+        random_ratio: the documented generator's random / oracle and its SE.
+    """
     texts: list[str] = []
     refs: dict[tuple[int, str], int] = {}
     for cell in table:
-        reason = KNOWN_REASONS.get(cell.column)
-        if cell.flagged and reason is not None:
-            texts += [] if reason in texts else [reason]
-            refs[(cell.episodes, cell.column)] = texts.index(reason) + 1
+        if not cell.flagged:
+            continue
+        reason = _reason(cell, table, diagnostics, random_ratio)
+        texts += [] if reason in texts else [reason]
+        refs[(cell.episodes, cell.column)] = texts.index(reason) + 1
     return refs, texts
+
+
+def _reason(
+    cell: Cell, table: list[Cell], diagnostics, random_ratio: tuple[float, float] | None
+) -> str:
+    if cell.column == "Random" and random_ratio is not None:
+        return random_reason(*random_ratio)
+    if cell.rescaled_z is not None and abs(cell.rescaled_z) <= FLAG_Z:
+        return offset_reason(table)
+    for name, _, compared, _ in DIAGNOSTICS:
+        matched = [
+            d.episodes
+            for d in diagnostics
+            if d.column == name and d.rescaled_z is not None and abs(d.rescaled_z) <= FLAG_Z
+        ]
+        if compared == cell.column and cell.episodes in matched:
+            return decay_reason(name, matched)
+    return unexplained_reason()
 
 
 def format_cell(cell: Cell, ref: int | None) -> str:
@@ -374,9 +551,48 @@ def format_cell(cell: Cell, ref: int | None) -> str:
     return f"{published} · {cell.mean:.3f} ± {cell.stderr:.3f}{z}{marks}"
 
 
-def format_markdown(table: list[Cell], meta: dict[str, Any]) -> str:
-    """The Markdown report: the comparison table, the tuned values and the notes."""
-    refs, texts = footnotes(table)
+def format_rescaled(cell: Cell) -> str:
+    """``rescaled ± SE · z`` (⚠ when |z| > 3), or "—" when the cell has no rescaled value."""
+    if cell.rescaled_z is None:
+        return "—"
+    mark = " ⚠" if abs(cell.rescaled_z) > FLAG_Z else ""
+    return f"{cell.rescaled:.3f} ± {cell.rescaled_se:.3f} · {cell.rescaled_z:+.1f}{mark}"
+
+
+def rescaled_section(table: list[Cell], diagnostics: list[Cell]) -> list[str]:
+    """The "Rescaled by the Random column" table: rescaled value, SE and z of every cell."""
+    factors = row_factors(table)
+    names = [c for c, s in COLUMNS if s not in (None, "random")] + [d[0] for d in DIAGNOSTICS]
+    compared = {name: f"{name} (vs. {column})" for name, _, column, _ in DIAGNOSTICS}
+    by_key = {(cell.episodes, cell.column): cell for cell in [*table, *diagnostics]}
+    lines = [
+        "",
+        "## Rescaled by the Random column",
+        "",
+        "Each cell: ours divided by the random policy's expected total on the same trials, times "
+        "the row's published Random value · z against the published value (the published Random "
+        "value's own uncertainty included). ⚠ marks |z| > 3. Factor: our Random / published "
+        "Random.",
+        "",
+        "| episodes | factor | " + " | ".join(compared.get(n, n) for n in names) + " |",
+        "|---|---|" + "---|" * len(names),
+    ]
+    for episodes in dict.fromkeys(cell.episodes for cell in table):
+        factor = f"{factors[episodes]:.3f}" if episodes in factors else "—"
+        cells = [by_key.get((episodes, name)) for name in names]
+        text = [format_rescaled(c) if c is not None else "—" for c in cells]
+        lines.append(f"| {episodes} | {factor} | " + " | ".join(text) + " |")
+    return lines
+
+
+def format_markdown(
+    table: list[Cell],
+    meta: dict[str, Any],
+    diagnostics: list[Cell] | tuple = (),
+    random_ratio: tuple[float, float] | None = None,
+) -> str:
+    """The Markdown report: the comparison table, the rescaled table, tuned values and notes."""
+    refs, texts = footnotes(table, diagnostics, random_ratio)
     columns = [column for column, _ in COLUMNS]
     lines = [
         "# RL² Table 2 (random tabular MDPs, normalised): published vs. metarl-bench",
@@ -402,14 +618,17 @@ def format_markdown(table: list[Cell], meta: dict[str, Any]) -> str:
     for row in rows:
         cells = [format_cell(c, refs.get((c.episodes, c.column))) for c in row]
         lines.append(f"| {row[0].episodes} | " + " | ".join(cells) + " |")
-    tuned = [column for column, strategy in COLUMNS if strategy in GRIDS]
-    header = [f"{c} {GRIDS[dict(COLUMNS)[c]][0]}" for c in tuned]
+    lines += rescaled_section(table, list(diagnostics))
+    strategies = {column: strategy for column, strategy, _ in classical_columns()}
+    tuned = [column for column, strategy in strategies.items() if strategy in GRIDS]
+    header = [f"{c} {GRIDS[strategies[c]][0]}" for c in tuned]
     lines += ["", "## Tuned hyperparameters (chosen on the `tune` stream)", ""]
     lines += ["| episodes | " + " | ".join(header) + " |", "|---|" + "---|" * len(header)]
+    by_key = {(cell.episodes, cell.column): cell for cell in [*table, *diagnostics]}
     for row in rows:
-        by_column = {cell.column: cell for cell in row}
-        values = [", ".join(str(v) for v in by_column[c].tuned.values()) or "-" for c in tuned]
-        lines.append(f"| {row[0].episodes} | " + " | ".join(values) + " |")
+        found = [by_key.get((row[0].episodes, c)) for c in tuned]
+        values = [", ".join(str(v) for v in c.tuned.values()) if c else "-" for c in found]
+        lines.append(f"| {row[0].episodes} | " + " | ".join(v or "-" for v in values) + " |")
     lines += ["", "## Notes", ""]
     lines += [f"[{n}] {text}" for n, text in enumerate(texts, 1)]
     lines += [f"- {note}" for note in meta.get("notes", [])]
@@ -418,7 +637,8 @@ def format_markdown(table: list[Cell], meta: dict[str, Any]) -> str:
 
 CSV_FIELDS = [
     "episodes", "column", "strategy", "published", "mean", "stderr", "trials", "total_reward",
-    "z", "flagged", "tuned", "seconds", "run_id", "note",
+    "z", "flagged", "tuned", "seconds", "run_id", "note", "vs_random", "vs_random_se",
+    "random_published", "rescaled", "rescaled_se", "rescaled_z",
 ]  # fmt: skip
 
 
@@ -437,6 +657,9 @@ def write_csv(table: list[Cell], path: Path) -> None:
             row["tuned"] = ";".join(f"{k}={v}" for k, v in cell.tuned.items())
             row["z"] = "" if cell.z is None else round(cell.z, 3)
             row["flagged"] = cell.flagged
+            for key in ("rescaled", "rescaled_se", "rescaled_z"):
+                value = getattr(cell, key)
+                row[key] = "" if value is None else round(value, 5)
             writer.writerow(row)
 
 
@@ -471,6 +694,8 @@ def log_to_mlflow(
             metrics += [Metric(f"{prefix}/stderr", cell.stderr, stamp, 0)]
         if cell.z is not None:
             metrics += [Metric(f"{prefix}/z", cell.z, stamp, 0)]
+        if cell.rescaled_z is not None:
+            metrics += [Metric(f"{prefix}/rescaled_z", cell.rescaled_z, stamp, 0)]
         params += [Param(f"{prefix}/{key}", str(value)) for key, value in cell.tuned.items()]
     for start in range(0, len(params), 100):
         client.log_batch(run_id, params=params[start : start + 100])
@@ -527,6 +752,8 @@ def reproduce_rl2_table2(
     if run_rl2:
         cells += rl2_cells(rows, chosen, trials, seed, uri, experiment)
     table = complete_table(rows, cells, published)
+    diagnostics = complete_diagnostics(rows, cells, published)
+    random_ratio = documented_random_ratio(seed)
     command = f"metarl-bench reproduce {TABLE} --budget {budget} --trials {trials}"
     command += (" --settings " + " ".join(settings)) if settings else ""
     command += f" --seed {seed} --workers {workers}" + (" --skip-rl2" if skip_rl2 else "")
@@ -547,8 +774,8 @@ def reproduce_rl2_table2(
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     markdown, table_csv = folder / "rl2_table2.md", folder / "rl2_table2.csv"
-    markdown.write_text(format_markdown(table, meta))
-    write_csv(table, table_csv)
+    markdown.write_text(format_markdown(table, meta, diagnostics, random_ratio))
+    write_csv([*table, *diagnostics], table_csv)
     run_id = log_to_mlflow(table, meta, [markdown, table_csv], uri, experiment)
     return {
         "markdown": str(markdown),
@@ -557,7 +784,11 @@ def reproduce_rl2_table2(
         "classical_seconds": classical_seconds,
         "total_seconds": time.perf_counter() - started,
         "flagged": sum(cell.flagged for cell in table),
-        "cells": [asdict(cell) | {"z": cell.z} for cell in table],
+        "footnoted": len(footnotes(table, diagnostics, random_ratio)[0]),
+        "cells": [
+            asdict(cell) | {"z": cell.z, "rescaled": cell.rescaled, "rescaled_z": cell.rescaled_z}
+            for cell in [*table, *diagnostics]
+        ],
     }
 
 

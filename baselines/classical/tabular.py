@@ -10,7 +10,8 @@ replans at the start of every episode by finite-horizon value iteration over all
   precision tau = 1; after k rewards with sum r the posterior is N((mu0 tau0 + tau r) / (tau0 + k
   tau), 1 / (tau0 + k tau)).
 - eps-Greedy plans on the posterior-mean MDP (the tabular Q estimate) and explores uniformly with
-  probability eps. PSRL samples one MDP per episode and plans on it. OPSRL samples ``samples`` MDPs
+  probability eps / k^decay in episode k = 1, 2, ... of the trial (decay 0, the default: constant).
+  PSRL samples one MDP per episode and plans on it. OPSRL samples ``samples`` MDPs
   and acts on the element-wise largest Q table. UCRL2 runs extended value iteration with
   TabulaRL's confidence widths (delta = 0.05) times ``scale``. BEB adds the bonus
   beta / (1 + n(s, a)) with beta = 2 H^2 ``scale`` to the posterior-mean reward.
@@ -42,6 +43,7 @@ class PosteriorPlanner:
     """
 
     eps = 0.0
+    decay = 0.0
 
     def begin(self, family: TaskFamily, batch_size: int, generator: torch.Generator) -> None:
         """Start ``batch_size`` trials of ``family`` with the prior.
@@ -82,7 +84,8 @@ class PosteriorPlanner:
         action = torch.where(values == best, self.priority, -1.0).argmax(1)
         if self.eps > 0.0:
             n, device = action.shape[0], action.device
-            explore = torch.rand(n, generator=self.generator, device=device) < self.eps
+            eps = self.eps * self.episode.clamp(min=1.0).pow(-self.decay)
+            explore = torch.rand(n, generator=self.generator, device=device) < eps
             uniform = torch.randint(self.actions, (n,), generator=self.generator, device=device)
             action = torch.where(explore, uniform, action)
         return action
@@ -131,11 +134,12 @@ class EpsGreedyPlanner(PosteriorPlanner):
     """eps-greedy on the Q table of the posterior-mean MDP.
 
     Args:
-        eps: probability of a uniformly random action at each step.
+        eps: probability of a uniformly random action at each step of the first episode.
+        decay: in episode k the probability is eps / k^decay (0: constant eps).
     """
 
-    def __init__(self, eps: float = 0.1):
-        self.eps = eps
+    def __init__(self, eps: float = 0.1, decay: float = 0.0):
+        self.eps, self.decay = eps, decay
 
     def plan(self) -> torch.Tensor:
         return finite_horizon_q(*self.posterior_mean_mdp(), self.horizon)
@@ -250,6 +254,21 @@ class BEBPlanner(PosteriorPlanner):
 
 
 @dataclass
+class TabularEpsGreedyConfig(EpsGreedyConfig):
+    """Hyperparameters of eps-greedy on tabular MDPs."""
+
+    decay: float = 0.0
+    """Exploration in episode k is eps / k^decay (0: constant, the RL² protocol's reading)."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        require(
+            math.isfinite(self.decay) and self.decay >= 0.0,
+            f"strategy.decay must be >= 0, got {self.decay}",
+        )
+
+
+@dataclass
 class OPSRLConfig:
     """Hyperparameters of OPSRL."""
 
@@ -274,10 +293,10 @@ class BonusConfig:
         )
 
 
-@register_strategy("eps-greedy", config=EpsGreedyConfig, families=TABULAR_FAMILIES)
-def make_eps_greedy(family: TaskFamily, eps: float = 0.1) -> EpsGreedyPlanner:
-    """eps-greedy on the posterior-mean MDP's Q table."""
-    return EpsGreedyPlanner(eps)
+@register_strategy("eps-greedy", config=TabularEpsGreedyConfig, families=TABULAR_FAMILIES)
+def make_eps_greedy(family: TaskFamily, eps: float = 0.1, decay: float = 0.0) -> EpsGreedyPlanner:
+    """eps-greedy on the posterior-mean MDP's Q table, eps / k^decay in episode k."""
+    return EpsGreedyPlanner(eps, decay)
 
 
 @register_strategy("psrl", families=TABULAR_FAMILIES)
