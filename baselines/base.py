@@ -108,10 +108,10 @@ class MetaRLAlgorithm(pl.LightningModule):
     # Rollout interface used by the DataModule and by evaluation -----------------------------
     @property
     def policy_version(self) -> int:
-        """Parameter updates made so far; a rollout records it, so an update can tell whether
-        the rollout was played by the current parameters (on-policy)."""
-        trainer = self._trainer
-        return 0 if trainer is None else trainer.global_step
+        """The parameters' total count of in-place changes (PyTorch's version counters, which
+        every optimiser step and ``load_state_dict`` bump). A rollout records it, so an update can
+        tell whether the current parameters played the rollout (on-policy)."""
+        return sum(p._version for p in self.parameters())
 
     @property
     def rollout_length(self) -> int:
