@@ -50,37 +50,38 @@ def lstm_step(
         weight, bias: from :func:`step_weights`.
 
     Returns:
-        the new ``(h, c)``.
+        the new ``(h, c)`` and the gates' activations [B, 4H] (i, f, o and sigmoid(2 z_g)),
+        which the backward of :class:`LSTMFromRollout` reuses.
     """
-    i, f, o, g_half = torch.addmm(bias, torch.cat([x, h], 1), weight).sigmoid_().chunk(4, 1)
+    gates = torch.addmm(bias, torch.cat([x, h], 1), weight).sigmoid_()
+    i, f, o, g_half = gates.chunk(4, 1)
     # c' = f c + i g with g = 2 g_half - 1
     c = torch.addcmul(torch.addcmul(-i, f, c), i, g_half, value=2.0)
-    return o * c.tanh(), c
+    return o * c.tanh(), c, gates
 
 
 class LSTMFromRollout(torch.autograd.Function):
     """The output sequence of an LSTM whose states the rollout already computed.
 
-    ``forward(x, h, c, h0, c0, keep, weight_ih, weight_hh, bias_ih, bias_hh)`` with x [T, B, in],
-    h and c [T, B, H] (the states after each step), h0 and c0 [B, H] (before the first step) and
+    ``forward(x, h, c, gates, h0, c0, keep, weight_ih, weight_hh, bias_ih, bias_hh)`` with x
+    [T, B, in]; h, c [T, B, H] and gates [T, B, 4H] (the states after each step and the gate
+    activations, as :func:`lstm_step` returns them); h0 and c0 [B, H] (before the first step) and
     keep [T, B] (0.0 where the state was zeroed before step t, at a trial boundary). Returns h;
     gradients flow to the four parameters only (the states are data, as in truncated BPTT).
     """
 
     @staticmethod
-    def forward(ctx, x, h, c, h0, c0, keep, weight_ih, weight_hh, bias_ih, bias_hh):
-        ctx.save_for_backward(x, h, c, h0, c0, keep, weight_ih, weight_hh, bias_ih, bias_hh)
+    def forward(ctx, x, h, c, gates, h0, c0, keep, weight_ih, weight_hh, bias_ih, bias_hh):
+        ctx.save_for_backward(x, h, c, gates, h0, c0, keep, weight_hh)
         return h.clone()
 
     @staticmethod
     def backward(ctx, grad_h):
-        x, h, c, h0, c0, keep, weight_ih, weight_hh, bias_ih, bias_hh = ctx.saved_tensors
-        grad_weight, grad_bias = lstm_bptt(
-            grad_h, x, h, c, h0, c0, keep, weight_ih, weight_hh, bias_ih + bias_hh
-        )
+        x, h, c, gates, h0, c0, keep, weight_hh = ctx.saved_tensors
+        grad_weight, grad_bias = lstm_bptt(grad_h, x, h, c, gates, h0, c0, keep, weight_hh)
         inputs = x.shape[-1]
         grad_ih, grad_hh = grad_weight[:inputs].t(), grad_weight[inputs:].t()
-        return None, None, None, None, None, None, grad_ih, grad_hh, grad_bias, grad_bias
+        return None, None, None, None, None, None, None, grad_ih, grad_hh, grad_bias, grad_bias
 
 
 CHUNK = 8
@@ -88,32 +89,31 @@ CHUNK = 8
 
 
 @torch.no_grad()
-def lstm_bptt(grad_h, x, h, c, h0, c0, keep, weight_ih, weight_hh, bias):
-    """Back-propagate ``grad_h`` [T, B, H] through an LSTM's stored states.
+def lstm_bptt(grad_h, x, h, c, gates, h0, c0, keep, weight_hh):
+    """Back-propagate ``grad_h`` [T, B, H] through an LSTM's stored states and activations.
 
-    Everything that does not depend on the incoming gradient (the gates, recomputed from the
-    stored ``(x_t, h_{t-1})``, and their derivatives) is computed for :data:`CHUNK` steps at a
-    time; the step-by-step recursion then costs a handful of small ops per step. The weight
-    gradient is one matrix product per chunk.
+    Everything that does not depend on the incoming gradient (the gates' derivatives) is computed
+    for :data:`CHUNK` steps at a time; the step-by-step recursion then costs a handful of small
+    ops per step. The weight gradient is one matrix product per chunk.
 
     Returns the gradient of the stacked weight [in + H, 4H] (see :func:`stacked_weight`) and of
-    the bias [4H]. Arguments as in :class:`LSTMFromRollout`, with ``bias = bias_ih + bias_hh``.
+    the bias [4H] (the same for ``bias_ih`` and ``bias_hh``). Arguments as in
+    :class:`LSTMFromRollout`.
     """
     steps, batch, hidden = h.shape
-    weight, bias = step_weights(weight_ih, weight_hh, bias, torch.zeros_like(bias))
     keep = keep.unsqueeze(-1)
     h_prev = torch.cat([h0[None], h[:-1]]) * keep
     c_prev = torch.cat([c0[None], c[:-1]]) * keep
     # Where no trial starts after the first step, the carried gradients need no masking (and
     # what the first step would carry, into h0 and c0, is not wanted: the states are data).
     resets_inside = not bool(keep[1:].all())
-    grad_weight = torch.zeros_like(weight)
-    grad_bias = torch.zeros_like(bias)
+    grad_weight = x.new_zeros(x.shape[-1] + hidden, 4 * hidden)
+    grad_bias = x.new_zeros(4 * hidden)
     carry_h, carry_c = torch.zeros_like(h0), torch.zeros_like(c0)
     for end in range(steps, 0, -CHUNK):
         span = slice(max(0, end - CHUNK), end)
         inputs = torch.cat([x[span], h_prev[span]], -1)
-        factors = _gate_factors(inputs, c_prev[span], c[span], keep[span], weight, bias)
+        factors = _gate_factors(gates[span], c_prev[span], c[span], keep[span])
         grad_gates = inputs.new_empty(inputs.shape[0], batch, 4, hidden)
         for t in range(inputs.shape[0] - 1, -1, -1):
             carry_h, carry_c = _step_back(
@@ -131,15 +131,14 @@ def lstm_bptt(grad_h, x, h, c, h0, c0, keep, weight_ih, weight_hh, bias):
     return grad_weight, grad_bias
 
 
-def _gate_factors(inputs, c_prev, c, keep, weight, bias):
+def _gate_factors(gates, c_prev, c, keep):
     """Per-step factors of the LSTM backward for a chunk of steps (all [K, B, ...]).
 
-    ``weight`` and ``bias`` come from :func:`step_weights` (gates i, f, o, g with g doubled), so
-    one sigmoid gives every gate: g = 2 s_g - 1, whose derivative 1 - g^2 is 4 s_g (1 - s_g).
+    ``gates`` are :func:`lstm_step`'s activations (i, f, o and s_g = sigmoid(2 z_g)), so
+    g = 2 s_g - 1, whose derivative 1 - g^2 is 4 s_g (1 - s_g).
     """
     k, batch, hidden = c.shape
-    flat = inputs.view(-1, inputs.shape[-1])
-    s = torch.addmm(bias, flat, weight).sigmoid_().view(k, batch, 4, hidden)
+    s = gates.view(k, batch, 4, hidden)
     slope = torch.addcmul(s, s, s, value=-1.0)  # s (1 - s) for every gate
     i, f, o, g_half = s.unbind(2)
     d_i, d_f, d_o, d_g_half = slope.unbind(2)

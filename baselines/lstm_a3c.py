@@ -304,7 +304,8 @@ class _ActorLearner:
         """Play ``t_max`` steps of this worker's trials with the local network."""
         engine, h0 = self.engine, self.state
         steps: dict[str, list[torch.Tensor]] = {
-            k: [] for k in ("phi", "reset", "actions", "rewards", "trial_done", "hidden", "cell")
+            k: []
+            for k in ("phi", "reset", "actions", "rewards", "trial_done", "hidden", "cell", "gates")
         }
         completed_return, completed_trials = torch.zeros(()), torch.zeros(())
         for _ in range(self.ctx.rollout_steps):
@@ -313,9 +314,20 @@ class _ActorLearner:
             actions = self.local.sample_action(logits, self.action_generator)
             transition, _ = engine.step(actions)
             h, c = self.state[0][0], self.state[-1][0]  # the LSTM states, for the replay
+            # and the gate activations (a GRU core has none: h stands in, unused)
+            gates = getattr(self.local, "last_gates", h)
             for key, value in zip(
                 steps,
-                (view.phi, view.reset, actions, transition.reward, transition.trial_done, h, c),
+                (
+                    view.phi,
+                    view.reset,
+                    actions,
+                    transition.reward,
+                    transition.trial_done,
+                    h,
+                    c,
+                    gates,
+                ),
                 strict=True,
             ):
                 steps[key].append(value)
@@ -339,7 +351,7 @@ class _ActorLearner:
         cfg = self.ctx.cfg
         inputs, h0, reset = segment["phi"], segment["h0"], segment["reset"]
         if self.local.cell == "lstm":
-            states = segment["hidden"], segment["cell"]
+            states = segment["hidden"], segment["cell"], segment["gates"]
             logits, values, state = self.local.replay(inputs, states, h0, reset)
         else:
             logits, values, state = self.local(inputs, h0, reset)

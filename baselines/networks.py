@@ -205,7 +205,7 @@ class RecurrentActorCritic(ActionHead):
         weights = self._step_weights()
         state = mask_state(state, reset)
         if self.cell == "lstm":
-            h, c = lstm_step(phi, state[0][0], state[1][0], *weights[:2])
+            h, c, self.last_gates = lstm_step(phi, state[0][0], state[1][0], *weights[:2])
             state = (h[None], c[None])
         else:
             rnn = self.rnn
@@ -239,7 +239,7 @@ class RecurrentActorCritic(ActionHead):
     def replay(
         self,
         inputs: torch.Tensor,
-        states: tuple[torch.Tensor, torch.Tensor],
+        states: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
         state: RecurrentState,
         reset: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, RecurrentState]:
@@ -251,17 +251,19 @@ class RecurrentActorCritic(ActionHead):
 
         Args:
             inputs: phi, float [T, n, input_dim].
-            states: the hidden and cell states after each step, [T, n, hidden] each.
+            states: the hidden and cell states after each step, [T, n, hidden] each, and the
+                gate activations [T, n, 4 hidden] (``last_gates`` of each step).
             state: the hidden state before the first step, tensors [1, n, hidden].
             reset: bool [T, n]; True at the first step of a trial.
         """
         rnn = self.rnn
-        hidden, cell = states
+        hidden, cell, gates = states
         keep = (~reset).to(inputs.dtype)
         features = LSTMFromRollout.apply(
             inputs,
             hidden,
             cell,
+            gates,
             state[0][0],
             state[1][0],
             keep,

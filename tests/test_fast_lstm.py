@@ -23,6 +23,18 @@ def _play(lstm: torch.nn.LSTM, x, h0, c0, keep):
     return torch.stack(outputs), torch.stack(cells)
 
 
+@torch.no_grad()
+def _rollout(params, x, h, c, keep):
+    """The step cell over the sequence: hidden states, cell states and gate activations."""
+    weights = step_weights(*params)
+    outputs = []
+    for t in range(x.shape[0]):
+        mask = keep[t].unsqueeze(1)
+        h, c, gates = lstm_step(x[t], h * mask, c * mask, *weights)
+        outputs.append((h, c, gates))
+    return tuple(torch.stack(part) for part in zip(*outputs, strict=True))
+
+
 @pytest.fixture
 def sequence():
     torch.manual_seed(0)
@@ -38,7 +50,7 @@ def sequence():
 def test_the_step_cell_is_nn_lstm(sequence):
     lstm, x, h0, c0, _ = sequence
     weights = step_weights(lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0)
-    h, c = lstm_step(x[0], h0[0], c0[0], *weights)
+    h, c, _ = lstm_step(x[0], h0[0], c0[0], *weights)
     _, (h_ref, c_ref) = lstm(x[:1], (h0, c0))
     torch.testing.assert_close(h, h_ref[0])
     torch.testing.assert_close(c, c_ref[0])
@@ -53,9 +65,10 @@ def test_bptt_from_stored_states_matches_autograd(sequence, resets_inside):
     upstream = torch.randn(STEPS, BATCH, HIDDEN, dtype=torch.double)
     hidden, cells = _play(lstm, x, h0, c0, keep)
     reference = torch.autograd.grad((hidden * upstream).sum(), params)
-    replayed = LSTMFromRollout.apply(
-        x, hidden.detach(), cells.detach(), h0[0], c0[0], keep, *params
-    )
+    stored = _rollout(params, x, h0[0], c0[0], keep)  # what the rollout keeps, step cell
+    torch.testing.assert_close(stored[0], hidden.detach())
+    torch.testing.assert_close(stored[1], cells.detach())
+    replayed = LSTMFromRollout.apply(x, *stored, h0[0], c0[0], keep, *params)
     torch.testing.assert_close(replayed, hidden.detach())
     ours = torch.autograd.grad((replayed * upstream).sum(), params)
     for mine, theirs in zip(ours, reference, strict=True):
@@ -75,7 +88,7 @@ def test_lstm_a2c_update_replays_the_rollout_with_the_fused_gradient():
     batch = collector.collect(4)  # starts mid-trial with a carried state, resets at step 2
     assert batch["reset"][2].all() and batch["h0"][0].abs().sum() > 0
     assert module.can_replay(batch)
-    fused = {k: v for k, v in batch.items() if k not in ("hidden", "cell")}
+    fused = {k: v for k, v in batch.items() if k not in ("hidden", "cell", "gates")}
     assert not module.can_replay(fused)
     gradients = []
     for candidate in (batch, fused):
