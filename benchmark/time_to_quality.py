@@ -41,6 +41,9 @@ class QualityRun:
     target: float
     reached: bool = False
     train_seconds: float = math.nan
+    train_cpu_seconds: float = math.nan
+    """CPU seconds of the training process to the target: what the run took on a core of its
+    own, whatever else the machine was running (wall seconds depend on that load)."""
     env_steps: int = 0
     curve: list[tuple[int, float, float]] = field(default_factory=list)
     """(env steps, training seconds, held-out mean) at each check."""
@@ -58,24 +61,26 @@ class QualityClock(pl.Callback):
     def __init__(self, run: QualityRun, every_env_steps: int, trials: int):
         self.run, self.every, self.trials = run, every_env_steps, trials
         self.next_check = every_env_steps
-        self.elapsed = 0.0
-        self.resumed = 0.0
+        self.elapsed = self.cpu_elapsed = 0.0
+        self.resumed = self.cpu_resumed = 0.0
 
     def on_train_start(self, trainer, module):
-        self.resumed = time.perf_counter()
+        self.resumed, self.cpu_resumed = time.perf_counter(), time.process_time()
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
         steps = int(module.env_steps)
         if steps < self.next_check:
             return
         self.elapsed += time.perf_counter() - self.resumed
+        self.cpu_elapsed += time.process_time() - self.cpu_resumed
         self.next_check = steps + self.every
         mean = self.held_out_mean(module)
         self.run.curve.append((steps, self.elapsed, mean))
         if mean >= self.run.target:
             self.run.reached, self.run.train_seconds, self.run.env_steps = True, self.elapsed, steps
+            self.run.train_cpu_seconds = self.cpu_elapsed
             trainer.should_stop = True
-        self.resumed = time.perf_counter()
+        self.resumed, self.cpu_resumed = time.perf_counter(), time.process_time()
 
     def held_out_mean(self, module) -> float:
         """Mean total reward of the current policy on ``trials`` trials of the tune stream."""
@@ -134,8 +139,8 @@ def time_to_quality_rows(
             time_to_quality(algorithm, seed, TARGET_5X100, every_env_steps, trials)
             for seed in seeds
         ]
-        seconds = [run.train_seconds for run in runs]
-        mean, half_width = mean_ci(seconds)
+        mean, half_width = mean_ci([run.train_seconds for run in runs])
+        cpu_mean, _ = mean_ci([run.train_cpu_seconds for run in runs])
         rows.append(
             {
                 "algorithm": algorithm,
@@ -145,6 +150,8 @@ def time_to_quality_rows(
                 "reached": sum(run.reached for run in runs),
                 "mean_seconds_to_target": float(mean),
                 "ci95_seconds": float(half_width),
+                "mean_cpu_seconds_to_target": float(cpu_mean),
+                "env_steps_to_target": [run.env_steps for run in runs],
                 "runs": [asdict(run) for run in runs],
             }
         )

@@ -15,6 +15,7 @@ def test_a_reachable_target_stops_training_at_the_first_check_above_it():
     steps, seconds, mean = run.curve[0]
     assert run.env_steps == steps >= 640 and steps < 6400
     assert 0 < run.train_seconds == seconds and mean >= -1.0
+    assert 0 < run.train_cpu_seconds < 10 * run.train_seconds
 
 
 def test_an_unreachable_target_runs_the_whole_budget_and_reports_it():
