@@ -13,8 +13,19 @@ it) and is reported for completeness.
 Each cell compares ours with the published value in standard errors,
 z = (ours - published) / sqrt(SE_ours^2 + SE_published^2 + rounding^2), SE_published being our
 per-trial spread over sqrt(1000) and rounding = 0.0005 / sqrt(3) (three decimals). |z| > 3 is
-flagged, with a footnote where the reason is known. The table goes to ``<out>/rl2_table2.md`` and
-``.csv`` and to an MLflow run.
+flagged, and every flagged cell gets a footnote with a reason measured by the same command:
+
+- Random: the documented generator's exact random / oracle by dynamic programming on
+  ``REFERENCE_MDPS`` MDPs (0.458, not the published 0.482).
+- The shared offset: each cell is also rescaled by the Random column (ours divided by the random
+  policy's expected total on the same trials, times the row's published Random value; its SE
+  includes the published Random value's own); a cell within 3 SE once rescaled says so.
+- eps-Greedy: the diagnostic column ``eps-Greedy eps/sqrt(k)`` (exploration eps / sqrt(k) in
+  episode k, eps tuned over the same grid) is played too; where only it lands within 3 SE after
+  rescaling, the footnote says so.
+- Anything else is footnoted as unexplained, with its rescaled z in the "Rescaled" table.
+
+The table goes to ``<out>/rl2_table2.md`` and ``.csv`` and to an MLflow run.
 """
 
 from __future__ import annotations

@@ -10,7 +10,12 @@ import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
 
-from baselines.classical.tabular import PSRLPlanner, extended_value_iteration
+from baselines.classical.tabular import (
+    EpsGreedyPlanner,
+    PSRLPlanner,
+    TabularEpsGreedyConfig,
+    extended_value_iteration,
+)
 from baselines.strategies import get_strategy, register_strategy
 from benchmark.evaluation import evaluate_policy, play_trials
 from tasks import ConfigError, TrialEngine, make_task, task_generator
@@ -197,3 +202,35 @@ def test_gymnasium_face_passes_check_env_with_default_parameters():
     assert obs.shape == (10,) and obs[0] == 1.0 and math.isclose(obs.sum(), 1.0)
     steps = sum(1 for _ in itertools.takewhile(lambda _: not env.step(0)[2], range(1000))) + 1
     assert steps == 100
+
+
+def _non_greedy_share_per_episode(policy, episodes: int, slots: int = 3000) -> list[float]:
+    family = make_task("tabular-mdp", horizon=3, episodes=episodes)
+    engine = TrialEngine(family, slots, task_generator(0, "test"), auto_reset=False)
+    view = engine.start()
+    policy.begin(family, slots, torch.Generator().manual_seed(0))
+    counts = torch.zeros(episodes)
+    while not engine.all_done():
+        action = policy.act(view)
+        greedy = policy.greedy_action(view.obs.argmax(1))
+        counts[int(view.episode_index[0])] += (action != greedy).float().mean() / 3
+        _, view = engine.step(action)
+    return counts.tolist()
+
+
+@pytest.mark.parametrize("decay", [0.0, 1.0])
+def test_eps_greedy_explores_eps_over_k_to_the_decay_in_episode_k(decay):
+    policy = EpsGreedyPlanner(eps=0.9, decay=decay)
+    shares = _non_greedy_share_per_episode(policy, episodes=3)
+    # A uniform action misses the greedy one with probability 4/5.
+    for k, share in enumerate(shares, 1):
+        assert share == pytest.approx(0.9 / k**decay * 0.8, abs=0.02), k
+    torch.testing.assert_close(policy.exploration(), torch.full((3000,), 0.9 / 3**decay))
+
+
+def test_eps_greedy_decay_is_validated_and_defaults_to_constant():
+    assert get_strategy("eps-greedy").config_for("tabular-mdp") is TabularEpsGreedyConfig
+    assert TabularEpsGreedyConfig().decay == 0.0
+    assert get_strategy("eps-greedy").build(make_task("tabular-mdp"), {"eps": 0.3}).decay == 0.0
+    with pytest.raises(ConfigError, match="strategy.decay must be >= 0, got -1"):
+        TabularEpsGreedyConfig(eps=0.1, decay=-1)

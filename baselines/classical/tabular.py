@@ -78,17 +78,24 @@ class PosteriorPlanner:
             fresh = self.plan()
             self.q = torch.where(starts.view(-1, 1, 1, 1), fresh, self.q)
         self.prev_state = state
-        step = self.step_in_episode.clamp(max=self.horizon - 1)
-        values = self.q[self.rows, step, state]
-        best = values.max(1, keepdim=True).values
-        action = torch.where(values == best, self.priority, -1.0).argmax(1)
+        action = self.greedy_action(state)
         if self.eps > 0.0:
             n, device = action.shape[0], action.device
-            eps = self.eps * self.episode.clamp(min=1.0).pow(-self.decay)
-            explore = torch.rand(n, generator=self.generator, device=device) < eps
+            explore = torch.rand(n, generator=self.generator, device=device) < self.exploration()
             uniform = torch.randint(self.actions, (n,), generator=self.generator, device=device)
             action = torch.where(explore, uniform, action)
         return action
+
+    def greedy_action(self, state: torch.Tensor) -> torch.Tensor:
+        """The action of highest planned Q in ``state`` [n], ties to the trial's priority order."""
+        step = self.step_in_episode.clamp(max=self.horizon - 1)
+        values = self.q[self.rows, step, state]
+        best = values.max(1, keepdim=True).values
+        return torch.where(values == best, self.priority, -1.0).argmax(1)
+
+    def exploration(self) -> torch.Tensor:
+        """Per-slot probability of a uniform action this step: eps / k^decay in episode k."""
+        return self.eps * self.episode.clamp(min=1.0).pow(-self.decay)
 
     def _observe(self, view: StepView, state: torch.Tensor) -> None:
         fresh = view.reset
