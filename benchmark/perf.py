@@ -4,7 +4,8 @@ Each row trains one algorithm through the real Lightning ``Trainer`` (no logger)
 invocation at the same settings, a parity loop: the same network, loss and update written as plain
 PyTorch with B bandits as tensors, the autograd graph kept over a whole trial and one update per
 trial (as Lightning's own parity benchmarks compare against vanilla PyTorch). The ratio shows what
-the suite's machinery costs (or saves). A benchmark, not a timed test.
+the suite's machinery costs (or saves). Both are timed per update (per parity trial) and rated by
+the median interval (:class:`IntervalTimer`). A benchmark, not a timed test.
 
 Extension point: append a function ``(quick: bool) -> dict`` to :data:`PERF_ROWS` with
 :func:`register_perf_row`; each row dict has at least ``algorithm``, ``task``, ``settings``.
@@ -44,22 +45,42 @@ def register_perf_row(row: Callable[[bool], dict[str, Any]]) -> Callable[[bool],
     return row
 
 
+class IntervalTimer:
+    """Wall-clock marks; the rate is taken over the median interval between marks.
+
+    The median of many short intervals (one update, or one parity trial) is robust to the bursts
+    of other load a shared machine has, where the mean over the whole run is not; the suite and
+    the parity loop are timed the same way.
+    """
+
+    def __init__(self):
+        self.marks: list[float] = []
+
+    def mark(self) -> None:
+        """Record now."""
+        self.marks.append(time.perf_counter())
+
+    def median_rate(self, work_per_interval: float, skip: int = 0) -> float:
+        """Work per second over the median interval, ignoring the first ``skip`` (warm-up)."""
+        marks = self.marks[skip:]
+        intervals = sorted(end - start for start, end in zip(marks, marks[1:], strict=False))
+        return work_per_interval / intervals[len(intervals) // 2]
+
+
 class _UpdateClock(pl.Callback):
-    """Times ``measured`` updates after ``warmup`` (batch fetch = rollout, plus the update)."""
+    """Marks the start of every batch (batch fetch = rollout, plus the update) after ``warmup``."""
 
     def __init__(self, warmup: int, measured: int):
         self.warmup, self.measured = warmup, measured
-        self.started = self.stopped = 0.0
+        self.timer = IntervalTimer()
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx):
-        if batch_idx == self.warmup:
-            self.started = time.perf_counter()
-        elif batch_idx == self.warmup + self.measured:
-            self.stopped = time.perf_counter()
+        if self.warmup <= batch_idx <= self.warmup + self.measured:
+            self.timer.mark()
 
 
 def lightning_steps_per_second(algo: str, overrides: list[str], updates: int) -> tuple[float, Any]:
-    """Env steps per second of ``algo`` trained through the real Trainer (steady state).
+    """Env steps per second of ``algo`` trained through the real Trainer (median update).
 
     Args:
         algo: registered algorithm name.
@@ -85,7 +106,7 @@ def lightning_steps_per_second(algo: str, overrides: list[str], updates: int) ->
     )
     trainer.fit(module, MetaRLDataModule(seed=0))
     steps = updates * module.cfg.batch_size * module.rollout_length
-    return steps / (clock.stopped - clock.started), module
+    return clock.timer.median_rate(steps / updates), module
 
 
 def parity_steps_per_second(arms: int, pulls: int, batch: int, hidden: int, trials: int) -> float:
@@ -102,10 +123,9 @@ def parity_steps_per_second(arms: int, pulls: int, batch: int, hidden: int, tria
     net = RecurrentActorCritic(arms + 3, arms, hidden, "lstm")
     optimizer = torch.optim.RMSprop(net.parameters(), lr=7e-4, alpha=0.99, eps=1e-5)
     no_reset = torch.zeros(1, batch, dtype=torch.bool)
-    started = 0.0
-    for trial in range(trials + 1):
-        if trial == 1:
-            started = time.perf_counter()
+    timer = IntervalTimer()
+    for _ in range(trials + 1):
+        timer.mark()
         p = torch.rand(batch, arms)
         state = net.initial_state(batch, "cpu")
         phi = torch.zeros(batch, arms + 3)
@@ -141,7 +161,8 @@ def parity_steps_per_second(arms: int, pulls: int, batch: int, hidden: int, tria
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 40.0)
         optimizer.step()
-    return trials * batch * pulls / (time.perf_counter() - started)
+    timer.mark()
+    return timer.median_rate(batch * pulls, skip=1)  # the first trial warms up
 
 
 def peak_memory_mb() -> float:
@@ -262,10 +283,9 @@ def rl2_parity_steps_per_second(
     reset = torch.zeros(pulls, batch, dtype=torch.bool)
     reset[0] = True
     dones = torch.roll(reset, -1, 0)
-    started = 0.0
-    for trial in range(trials + 1):
-        if trial == 1:
-            started = time.perf_counter()
+    timer = IntervalTimer()
+    for _ in range(trials + 1):
+        timer.mark()
         p, h0 = torch.rand(batch, arms), net.initial_state(batch, "cpu")
         phis, actions, rewards = [torch.zeros(batch, arms + 3)], [], []
         with torch.no_grad():
@@ -291,7 +311,8 @@ def rl2_parity_steps_per_second(
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
                 optimizer.step()
-    return trials * batch * pulls / (time.perf_counter() - started)
+    timer.mark()
+    return timer.median_rate(batch * pulls, skip=1)  # the first trial warms up
 
 
 def a2c_parity_steps_per_second(arms: int, pulls: int, batch: int, hidden: int, trials: int):
@@ -309,10 +330,9 @@ def a2c_parity_steps_per_second(arms: int, pulls: int, batch: int, hidden: int, 
     optimizer = torch.optim.RMSprop(net.parameters(), lr=7e-4, alpha=0.99, eps=1e-5)
     obs, dones = torch.zeros(batch, 1), torch.zeros(pulls, batch, dtype=torch.bool)
     dones[-1] = True
-    started = 0.0
-    for trial in range(trials + 1):
-        if trial == 1:
-            started = time.perf_counter()
+    timer = IntervalTimer()
+    for _ in range(trials + 1):
+        timer.mark()
         p = torch.rand(batch, arms)
         logits_t, values_t, actions_t, rewards_t = [], [], [], []
         for _ in range(pulls):
@@ -328,7 +348,8 @@ def a2c_parity_steps_per_second(arms: int, pulls: int, batch: int, hidden: int, 
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 40.0)
         optimizer.step()
-    return trials * batch * pulls / (time.perf_counter() - started)
+    timer.mark()
+    return timer.median_rate(batch * pulls, skip=1)  # the first trial warms up
 
 
 def _learned_row(algo: str, quick: bool, parity: Callable[..., float], **parity_args) -> dict:

@@ -38,3 +38,14 @@ def test_perf_quick_prints_every_row_as_json():
             assert row["ratio"] == pytest.approx(
                 row["env_steps_per_s"] / row["parity_env_steps_per_s"]
             )
+
+
+def test_interval_timer_rates_the_median_interval_after_the_warm_up():
+    from benchmark.perf import IntervalTimer
+
+    timer = IntervalTimer()
+    timer.marks = [0.0, 5.0, 6.0, 8.0, 9.0, 19.0]  # intervals 5 (warm-up), 1, 2, 1, 10 (a burst)
+    assert timer.median_rate(100.0, skip=1) == 100.0 / 2.0
+    assert timer.median_rate(100.0) == 100.0 / 2.0  # 1, 1, 2, 5, 10
+    timer.marks = [0.0, 4.0, 5.0]
+    assert timer.median_rate(8.0, skip=1) == 8.0
