@@ -203,7 +203,7 @@ class RecurrentActorCritic(ActionHead):
             logits [n, num_actions] (the mean, if continuous), values [n] and the new state.
         """
         weights = self._step_weights()
-        state = mask_state(state, reset)
+        state = tuple(part.masked_fill(reset[None, :, None], 0.0) for part in state)
         if self.cell == "lstm":
             h, c, self.last_gates = lstm_step(phi, state[0][0], state[1][0], *weights[:2])
             state = (h[None], c[None])
@@ -225,7 +225,7 @@ class RecurrentActorCritic(ActionHead):
         params = (self.rnn.weight_ih_l0, self.rnn.weight_hh_l0, self.rnn.bias_ih_l0)
         params += (self.rnn.bias_hh_l0, self.policy_head.weight, self.policy_head.bias)
         params += (self.value_head.weight, self.value_head.bias)
-        key = [p._version for p in params] + [p.data_ptr() for p in params]
+        key = [(p._version, p.data_ptr()) for p in params]
         cached = getattr(self, "_step_cache", None)
         if cached is not None and cached[0] == key and not torch.is_grad_enabled():
             return cached[1]

@@ -179,9 +179,10 @@ class TrialEngine:
         """
         family = self.family
         state, reward, terminated = family.step(self.tasks, self.state, action, self.generator)
-        reward = reward * self.active
         self.episode_step = self.episode_step + 1
-        episode_done = (terminated | (self.episode_step >= family.max_episode_steps)) & self.active
+        episode_done = terminated | (self.episode_step >= family.max_episode_steps)
+        if not self.auto_reset:  # with auto_reset every slot is always active
+            reward, episode_done = reward * self.active, episode_done & self.active
         trial_done = self._trial_done(episode_done)
         transition = Transition(reward, episode_done, trial_done, self.episode_index, self.active)
         self.env_steps += self.batch_size
