@@ -142,10 +142,7 @@ class MetaRLAlgorithm(pl.LightningModule):
         """
         logits, values, state = self.network.step(view.phi, state, view.reset)
         actions, log_probs = self.network.sample_with_log_prob(logits, generator)
-        extras = {"values": values, "log_probs": log_probs}
-        if getattr(self.network, "cell", None) == "lstm":
-            # what the update's replay needs: the states and the gate activations
-            extras.update(hidden=state[0][0], cell=state[1][0], gates=self.network.last_gates)
+        extras = {"values": values, "log_probs": log_probs, **self.network.replay_fields(state)}
         return actions, extras, state
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -164,9 +161,8 @@ class MetaRLAlgorithm(pl.LightningModule):
         step after the segment (no gradient), which bootstraps a return cut by truncation.
         """
         if self.can_replay(batch):
-            states = (batch["hidden"], batch["cell"], batch["gates"])
             logits, values, state = self.network.replay(
-                batch["phi"], states, tuple(batch["h0"]), batch["reset"]
+                batch["phi"], batch, tuple(batch["h0"]), batch["reset"]
             )
         else:
             logits, values, state = self.network(batch["phi"], tuple(batch["h0"]), batch["reset"])

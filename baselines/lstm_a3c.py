@@ -63,6 +63,7 @@ import queue
 import signal
 import time
 import traceback
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -303,32 +304,20 @@ class _ActorLearner:
     def _rollout(self) -> dict[str, Any]:
         """Play ``t_max`` steps of this worker's trials with the local network."""
         engine, h0 = self.engine, self.state
-        steps: dict[str, list[torch.Tensor]] = {
-            k: []
-            for k in ("phi", "reset", "actions", "rewards", "trial_done", "hidden", "cell", "gates")
-        }
+        steps: dict[str, list[torch.Tensor]] = defaultdict(list)
         completed_return, completed_trials = torch.zeros(()), torch.zeros(())
         for _ in range(self.ctx.rollout_steps):
             view = engine.view
             logits, _, self.state = self.local.step(view.phi, self.state, view.reset)
             actions = self.local.sample_action(logits, self.action_generator)
             transition, _ = engine.step(actions)
-            h, c = self.state[0][0], self.state[-1][0]  # the LSTM states, for the replay
-            # and the gate activations (a GRU core has none: h stands in, unused)
-            gates = getattr(self.local, "last_gates", h)
-            for key, value in zip(
-                steps,
-                (
-                    view.phi,
-                    view.reset,
-                    actions,
-                    transition.reward,
-                    transition.trial_done,
-                    h,
-                    c,
-                    gates,
-                ),
-                strict=True,
+            for key, value in (
+                ("phi", view.phi),
+                ("reset", view.reset),
+                ("actions", actions),
+                ("rewards", transition.reward),
+                ("trial_done", transition.trial_done),
+                *self.local.replay_fields(self.state).items(),
             ):
                 steps[key].append(value)
             total = self.running_return + transition.reward
@@ -350,9 +339,8 @@ class _ActorLearner:
         the stored states, differentiated by BPTT from them (the GRU core recomputes them)."""
         cfg = self.ctx.cfg
         inputs, h0, reset = segment["phi"], segment["h0"], segment["reset"]
-        if self.local.cell == "lstm":
-            states = segment["hidden"], segment["cell"], segment["gates"]
-            logits, values, state = self.local.replay(inputs, states, h0, reset)
+        if "hidden" in segment:
+            logits, values, state = self.local.replay(inputs, segment, h0, reset)
         else:
             logits, values, state = self.local(inputs, h0, reset)
         with torch.no_grad():

@@ -9,7 +9,7 @@ Which kind of head a network has is decided once, at construction.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -236,10 +236,18 @@ class RecurrentActorCritic(ActionHead):
             self._step_cache = (key, weights)
         return weights
 
+    def replay_fields(self, state: RecurrentState) -> dict[str, torch.Tensor]:
+        """What :meth:`replay` needs from the rollout step just taken by :meth:`step` (whose new
+        state is ``state``): the LSTM's hidden and cell state and gate activations, [n, ...] each.
+        Empty for a GRU core, whose update recomputes the segment."""
+        if self.cell != "lstm":
+            return {}
+        return {"hidden": state[0][0], "cell": state[1][0], "gates": self.last_gates}
+
     def replay(
         self,
         inputs: torch.Tensor,
-        states: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+        stored: Mapping[str, torch.Tensor],
         state: RecurrentState,
         reset: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, RecurrentState]:
@@ -251,13 +259,12 @@ class RecurrentActorCritic(ActionHead):
 
         Args:
             inputs: phi, float [T, n, input_dim].
-            states: the hidden and cell states after each step, [T, n, hidden] each, and the
-                gate activations [T, n, 4 hidden] (``last_gates`` of each step).
+            stored: the :meth:`replay_fields` of every step, stacked along time.
             state: the hidden state before the first step, tensors [1, n, hidden].
             reset: bool [T, n]; True at the first step of a trial.
         """
         rnn = self.rnn
-        hidden, cell, gates = states
+        hidden, cell, gates = stored["hidden"], stored["cell"], stored["gates"]
         keep = (~reset).to(inputs.dtype)
         features = LSTMFromRollout.apply(
             inputs,
