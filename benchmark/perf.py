@@ -13,6 +13,7 @@ Extension point: append a function ``(quick: bool) -> dict`` to :data:`PERF_ROWS
 
 from __future__ import annotations
 
+import functools
 import os
 import resource
 import subprocess
@@ -46,54 +47,62 @@ def register_perf_row(row: Callable[[bool], dict[str, Any]]) -> Callable[[bool],
 
 
 class IntervalTimer:
-    """Wall-clock marks; the rate is taken over the median interval between marks.
+    """Wall-clock intervals between marks; the rate is taken over the median interval.
 
     The median of many short intervals (one update, or one parity trial) is robust to the bursts
     of other load a shared machine has, where the mean over the whole run is not; the suite and
-    the parity loop are timed the same way.
+    the parity loop are timed the same way. A timer can be fed by several runs (rounds): the first
+    mark after :meth:`stop` opens a run without recording an interval, so warm-up and start-up
+    between runs are never counted.
     """
 
     def __init__(self):
-        self.marks: list[float] = []
+        self.intervals: list[float] = []
+        self._last: float | None = None
 
     def mark(self) -> None:
-        """Record now."""
-        self.marks.append(time.perf_counter())
+        """Record the interval since the previous mark of this run (the first mark opens it)."""
+        now = time.perf_counter()
+        if self._last is not None:
+            self.intervals.append(now - self._last)
+        self._last = now
 
-    def median_rate(self, work_per_interval: float, skip: int = 0) -> float:
-        """Work per second over the median interval, ignoring the first ``skip`` (warm-up)."""
-        marks = self.marks[skip:]
-        intervals = sorted(end - start for start, end in zip(marks, marks[1:], strict=False))
-        return work_per_interval / intervals[len(intervals) // 2]
+    def stop(self) -> None:
+        """End the current run: the next mark opens a new one."""
+        self._last = None
+
+    def median_rate(self, work_per_interval: float) -> float:
+        """Work per second over the median interval of all runs."""
+        ordered = sorted(self.intervals)
+        return work_per_interval / ordered[len(ordered) // 2]
 
 
 class _UpdateClock(pl.Callback):
     """Marks the start of every batch (batch fetch = rollout, plus the update) after ``warmup``."""
 
-    def __init__(self, warmup: int, measured: int):
-        self.warmup, self.measured = warmup, measured
-        self.timer = IntervalTimer()
+    def __init__(self, warmup: int, measured: int, timer: IntervalTimer):
+        self.warmup, self.measured, self.timer = warmup, measured, timer
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx):
         if self.warmup <= batch_idx <= self.warmup + self.measured:
             self.timer.mark()
 
 
-def lightning_steps_per_second(algo: str, overrides: list[str], updates: int) -> tuple[float, Any]:
-    """Env steps per second of ``algo`` trained through the real Trainer (median update).
+def train_timed(algo: str, overrides: list[str], updates: int, timer: IntervalTimer) -> Any:
+    """Train ``algo`` on bernoulli-bandit through the real Trainer, marking ``timer`` per update.
 
     Args:
         algo: registered algorithm name.
         overrides: config overrides fixing the settings.
         updates: measured updates (after 2 warm-up updates).
+        timer: receives one interval per measured update (rollout plus update).
 
     Returns:
-        the rate and the trained module (for the evaluation measurement).
+        the trained module.
     """
     spec = load_run_config(algo, "bernoulli-bandit", overrides)
     pl.seed_everything(0, verbose=False)
     module = build_module(spec)
-    clock = _UpdateClock(warmup=2, measured=updates)
     trainer = pl.Trainer(
         max_steps=(updates + 3) * module.optimizer_steps_per_batch,
         max_epochs=-1,
@@ -102,14 +111,31 @@ def lightning_steps_per_second(algo: str, overrides: list[str], updates: int) ->
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        callbacks=[clock],
+        callbacks=[_UpdateClock(warmup=2, measured=updates, timer=timer)],
     )
     trainer.fit(module, MetaRLDataModule(seed=0))
-    steps = updates * module.cfg.batch_size * module.rollout_length
-    return clock.timer.median_rate(steps / updates), module
+    timer.stop()
+    return module
 
 
-def parity_steps_per_second(arms: int, pulls: int, batch: int, hidden: int, trials: int) -> float:
+def env_steps_per_update(module: Any) -> int:
+    """Environment steps one rollout batch of ``module`` plays."""
+    return module.cfg.batch_size * module.rollout_length
+
+
+def lightning_steps_per_second(algo: str, overrides: list[str], updates: int) -> tuple[float, Any]:
+    """Env steps per second of ``algo`` trained through the real Trainer (median update).
+
+    Arguments as in :func:`train_timed`; returns the rate and the trained module.
+    """
+    timer = IntervalTimer()
+    module = train_timed(algo, overrides, updates, timer)
+    return timer.median_rate(env_steps_per_update(module)), module
+
+
+def parity_steps_per_second(
+    arms: int, pulls: int, batch: int, hidden: int, trials: int, timer: IntervalTimer | None = None
+) -> float:
     """Env steps per second of the naive plain-PyTorch LSTM-A2C loop (graph kept over a trial).
 
     Args:
@@ -118,14 +144,16 @@ def parity_steps_per_second(arms: int, pulls: int, batch: int, hidden: int, tria
         batch: parallel bandits B.
         hidden: LSTM units.
         trials: measured trials (updates), after one warm-up trial.
+        timer: pools the intervals with earlier runs (rounds); the rate is over all of them.
     """
     torch.manual_seed(0)
     net = RecurrentActorCritic(arms + 3, arms, hidden, "lstm")
     optimizer = torch.optim.RMSprop(net.parameters(), lr=7e-4, alpha=0.99, eps=1e-5)
     no_reset = torch.zeros(1, batch, dtype=torch.bool)
-    timer = IntervalTimer()
-    for _ in range(trials + 1):
-        timer.mark()
+    timer = timer or IntervalTimer()
+    for trial in range(trials + 1):
+        if trial:  # the first trial warms up
+            timer.mark()
         p = torch.rand(batch, arms)
         state = net.initial_state(batch, "cpu")
         phi = torch.zeros(batch, arms + 3)
@@ -162,94 +190,13 @@ def parity_steps_per_second(arms: int, pulls: int, batch: int, hidden: int, tria
         torch.nn.utils.clip_grad_norm_(net.parameters(), 40.0)
         optimizer.step()
     timer.mark()
-    return timer.median_rate(batch * pulls, skip=1)  # the first trial warms up
+    timer.stop()
+    return timer.median_rate(batch * pulls)
 
 
 def peak_memory_mb() -> float:
     """Peak resident memory of this process so far, in MiB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-@register_perf_row
-def lstm_a2c_row(quick: bool) -> dict[str, Any]:
-    """LSTM-A2C on bernoulli-bandit (5 arms, 100 pulls, batch 256, 48 units, one thread)."""
-    s = BANDIT_SETTINGS
-    updates = 5 if quick else 30
-    overrides = [
-        f"task.arms={s['arms']}",
-        f"task.pulls={s['pulls']}",
-        f"algo.batch_size={s['batch_size']}",
-        f"algo.hidden_size={s['hidden_size']}",
-        "algo.rollout_steps=0",
-    ]
-    ours, module = lightning_steps_per_second("lstm-a2c", overrides, updates)
-    parity = parity_steps_per_second(
-        s["arms"], s["pulls"], s["batch_size"], s["hidden_size"], updates
-    )
-    started = time.perf_counter()
-    evaluate_policy(module.make_policy(), module.family, 10_000, seed=0)
-    eval_seconds = time.perf_counter() - started
-    return {
-        "algorithm": "lstm-a2c",
-        "task": "bernoulli-bandit",
-        "settings": "arms=5 pulls=100 batch=256 hidden=48 t_max=100 threads=1",
-        "env_steps_per_s": ours,
-        "parity_env_steps_per_s": parity,
-        "ratio": ours / parity,
-        "eval_trials_per_s": 10_000 / eval_seconds,
-        "peak_memory_mb": peak_memory_mb(),
-    }
-
-
-@register_perf_row
-def lstm_a3c_row(quick: bool) -> dict[str, Any]:
-    """LSTM-A3C with 1 and with 2 worker processes (LSTM-A2C's settings per worker).
-
-    The benchmark for asynchrony: on 2 cores, 2 workers give more env steps per second than 1
-    (``speedup_2_vs_1_workers`` > 1). Rates are summed over workers, measured from the reports
-    the Lightning process receives after the workers start (process start-up is not timed); 1 and
-    2 workers are measured alternately, best of two each. On a shared machine other sessions take
-    from the 2-worker rate first (Linux groups a session's processes for CPU shares), so the row
-    also shows the 1-minute load average and the env steps per CPU-second of the workers.
-    """
-    s = BANDIT_SETTINGS
-    updates, repeats = (6, 1) if quick else (40, 2)
-    overrides = [
-        f"task.arms={s['arms']}",
-        f"task.pulls={s['pulls']}",
-        f"algo.batch_size={s['batch_size']}",
-        f"algo.hidden_size={s['hidden_size']}",
-        "algo.rollout_steps=0",
-    ]
-    rates: dict[int, list[float]] = {1: [], 2: []}
-    per_cpu_s: dict[int, list[float]] = {1: [], 2: []}
-    for _ in range(repeats):
-        for workers in (1, 2):
-            rate, module = lightning_steps_per_second(
-                "lstm-a3c", [*overrides, f"algo.workers={workers}"], updates
-            )
-            rates[workers].append(rate)
-            per_cpu_s[workers].append(int(module.env_steps) / sum(module.worker_cpu_seconds))
-    one, two = max(rates[1]), max(rates[2])
-    parity = parity_steps_per_second(
-        s["arms"], s["pulls"], s["batch_size"], s["hidden_size"], updates
-    )
-    return {
-        "algorithm": "lstm-a3c",
-        "task": "bernoulli-bandit",
-        "settings": "arms=5 pulls=100 batch=256/worker hidden=48 t_max=100 workers=2 threads=1",
-        "env_steps_per_s": two,
-        "parity_env_steps_per_s": parity,
-        "ratio": two / parity,
-        "env_steps_per_s_1_worker": one,
-        "speedup_2_vs_1_workers": two / one,
-        # Env steps per CPU-second of the workers: equal for 1 and 2 workers means nothing
-        # serialises them, so 2 idle cores give about twice the rate of one.
-        "env_steps_per_worker_cpu_s_1_worker": max(per_cpu_s[1]),
-        "env_steps_per_worker_cpu_s_2_workers": max(per_cpu_s[2]),
-        "load_average_1min": os.getloadavg()[0],
-        "peak_memory_mb": peak_memory_mb(),
-    }
 
 
 def _bandit_phi(action: torch.Tensor, reward: torch.Tensor, arms: int) -> torch.Tensor:
@@ -260,7 +207,14 @@ def _bandit_phi(action: torch.Tensor, reward: torch.Tensor, arms: int) -> torch.
 
 
 def rl2_parity_steps_per_second(
-    arms: int, pulls: int, batch: int, hidden: int, trials: int, epochs: int, minibatches: int
+    arms: int,
+    pulls: int,
+    batch: int,
+    hidden: int,
+    trials: int,
+    epochs: int,
+    minibatches: int,
+    timer: IntervalTimer | None = None,
 ) -> float:
     """Env steps per second of a plain-PyTorch RL² loop at rl2's default PPO settings.
 
@@ -276,6 +230,7 @@ def rl2_parity_steps_per_second(
         trials: measured batches of trials, after one warm-up batch.
         epochs: PPO passes per batch.
         minibatches: minibatches of whole trials per pass.
+        timer: pools the intervals with earlier runs (rounds); the rate is over all of them.
     """
     torch.manual_seed(0)
     net = RecurrentActorCritic(arms + 3, arms, hidden, "gru", 0.01)
@@ -283,9 +238,10 @@ def rl2_parity_steps_per_second(
     reset = torch.zeros(pulls, batch, dtype=torch.bool)
     reset[0] = True
     dones = torch.roll(reset, -1, 0)
-    timer = IntervalTimer()
-    for _ in range(trials + 1):
-        timer.mark()
+    timer = timer or IntervalTimer()
+    for trial in range(trials + 1):
+        if trial:  # the first trial warms up
+            timer.mark()
         p, h0 = torch.rand(batch, arms), net.initial_state(batch, "cpu")
         phis, actions, rewards = [torch.zeros(batch, arms + 3)], [], []
         with torch.no_grad():
@@ -312,10 +268,13 @@ def rl2_parity_steps_per_second(
                 torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
                 optimizer.step()
     timer.mark()
-    return timer.median_rate(batch * pulls, skip=1)  # the first trial warms up
+    timer.stop()
+    return timer.median_rate(batch * pulls)
 
 
-def a2c_parity_steps_per_second(arms: int, pulls: int, batch: int, hidden: int, trials: int):
+def a2c_parity_steps_per_second(
+    arms: int, pulls: int, batch: int, hidden: int, trials: int, timer: IntervalTimer | None = None
+) -> float:
     """Env steps per second of a plain-PyTorch A2C loop: the MLP on s alone, graph over a trial.
 
     Args:
@@ -324,15 +283,17 @@ def a2c_parity_steps_per_second(arms: int, pulls: int, batch: int, hidden: int, 
         batch: parallel bandits B.
         hidden: units per MLP layer.
         trials: measured trials (updates), after one warm-up trial.
+        timer: pools the intervals with earlier runs (rounds); the rate is over all of them.
     """
     torch.manual_seed(0)
     net = FeedForwardActorCritic(1, arms, hidden)
     optimizer = torch.optim.RMSprop(net.parameters(), lr=7e-4, alpha=0.99, eps=1e-5)
     obs, dones = torch.zeros(batch, 1), torch.zeros(pulls, batch, dtype=torch.bool)
     dones[-1] = True
-    timer = IntervalTimer()
-    for _ in range(trials + 1):
-        timer.mark()
+    timer = timer or IntervalTimer()
+    for trial in range(trials + 1):
+        if trial:  # the first trial warms up
+            timer.mark()
         p = torch.rand(batch, arms)
         logits_t, values_t, actions_t, rewards_t = [], [], [], []
         for _ in range(pulls):
@@ -349,43 +310,144 @@ def a2c_parity_steps_per_second(arms: int, pulls: int, batch: int, hidden: int, 
         torch.nn.utils.clip_grad_norm_(net.parameters(), 40.0)
         optimizer.step()
     timer.mark()
-    return timer.median_rate(batch * pulls, skip=1)  # the first trial warms up
+    timer.stop()
+    return timer.median_rate(batch * pulls)
 
 
-def _learned_row(algo: str, quick: bool, parity: Callable[..., float], **parity_args) -> dict:
-    """One learned algorithm at the shared bandit settings, against its parity loop."""
+def _bandit_overrides(algo: str) -> list[str]:
+    """Config overrides fixing :data:`BANDIT_SETTINGS` (LSTM-A2C's update spans whole trials)."""
     s = BANDIT_SETTINGS
-    updates = 5 if quick else 30
-    overrides = [
+    whole_trials = ["algo.rollout_steps=0"] if algo.startswith("lstm-") else []
+    return [
         f"task.arms={s['arms']}",
         f"task.pulls={s['pulls']}",
         f"algo.batch_size={s['batch_size']}",
         f"algo.hidden_size={s['hidden_size']}",
+        *whole_trials,
     ]
-    ours, _ = lightning_steps_per_second(algo, overrides, updates)
-    dims = (s["arms"], s["pulls"], s["batch_size"], s["hidden_size"], updates)
-    theirs = parity(*dims, **parity_args)
+
+
+def _parity_loops() -> dict[str, Callable[[int, IntervalTimer], float]]:
+    """Each learned algorithm's plain-PyTorch loop at :data:`BANDIT_SETTINGS`."""
+    s = BANDIT_SETTINGS
+    dims = (s["arms"], s["pulls"], s["batch_size"], s["hidden_size"])
+    return {
+        "lstm-a2c": lambda n, timer: parity_steps_per_second(*dims, n, timer),
+        "rl2": lambda n, timer: rl2_parity_steps_per_second(*dims, n, 2, 2, timer),
+        "a2c": lambda n, timer: a2c_parity_steps_per_second(*dims, n, timer),
+    }
+
+
+@functools.cache
+def learned_rates(quick: bool) -> tuple[dict[str, float], dict[str, float], dict[str, Any]]:
+    """Env steps per second of LSTM-A2C, RL² and A2C and of their parity loops, interleaved.
+
+    Every round trains each algorithm for a few updates through the Trainer and runs its parity
+    loop for as many trials, one after the other; each rate is over the median interval pooled
+    over all rounds. A change in the machine's load then moves the suite, its parity loop and the
+    other algorithms alike, so the ratios between them hold within one invocation.
+
+    Returns:
+        the suite's rates, the parity loops' rates (both by algorithm), and the modules trained in
+        the last round.
+    """
+    rounds, updates = (1, 5) if quick else (5, 8)
+    parity_loops = _parity_loops()
+    ours = {algo: IntervalTimer() for algo in parity_loops}
+    theirs = {algo: IntervalTimer() for algo in parity_loops}
+    modules: dict[str, Any] = {}
+    for _ in range(rounds):
+        for algo, parity_loop in parity_loops.items():
+            modules[algo] = train_timed(algo, _bandit_overrides(algo), updates, ours[algo])
+            parity_loop(updates, theirs[algo])
+    work = {algo: env_steps_per_update(module) for algo, module in modules.items()}
+    s = BANDIT_SETTINGS
+    rate = {algo: timer.median_rate(work[algo]) for algo, timer in ours.items()}
+    parity = {algo: t.median_rate(s["batch_size"] * s["pulls"]) for algo, t in theirs.items()}
+    return rate, parity, modules
+
+
+def _learned_row(algo: str, quick: bool) -> dict[str, Any]:
+    """One learned algorithm at :data:`BANDIT_SETTINGS`, against its parity loop."""
+    rate, parity, _ = learned_rates(quick)
+    settings = "arms=5 pulls=100 batch=256 hidden=48 threads=1"
     return {
         "algorithm": algo,
         "task": "bernoulli-bandit",
-        "settings": "arms=5 pulls=100 batch=256 hidden=48 t_max=100 threads=1",
-        "env_steps_per_s": ours,
-        "parity_env_steps_per_s": theirs,
-        "ratio": ours / theirs,
+        "settings": settings + (" t_max=100" if algo.startswith("lstm-") else ""),
+        "env_steps_per_s": rate[algo],
+        "parity_env_steps_per_s": parity[algo],
+        "ratio": rate[algo] / parity[algo],
         "peak_memory_mb": peak_memory_mb(),
     }
 
 
 @register_perf_row
+def lstm_a2c_row(quick: bool) -> dict[str, Any]:
+    """LSTM-A2C (one update per trial), and evaluating its policy on 10,000 trials."""
+    module = learned_rates(quick)[2]["lstm-a2c"]
+    started = time.perf_counter()
+    evaluate_policy(module.make_policy(), module.family, 10_000, seed=0)
+    eval_seconds = time.perf_counter() - started
+    return {**_learned_row("lstm-a2c", quick), "eval_trials_per_s": 10_000 / eval_seconds}
+
+
+@register_perf_row
 def rl2_row(quick: bool) -> dict[str, Any]:
-    """RL² (PPO over whole trials: 2 epochs x 2 minibatches per batch of 256 trials)."""
-    return _learned_row("rl2", quick, rl2_parity_steps_per_second, epochs=2, minibatches=2)
+    """RL² (PPO over whole trials: 2 epochs x 2 minibatches per batch of 256 trials).
+
+    ``lstm_a2c_over_rl2`` is LSTM-A2C's rate over RL²'s, from the same interleaved rounds.
+    """
+    rate = learned_rates(quick)[0]
+    return {**_learned_row("rl2", quick), "lstm_a2c_over_rl2": rate["lstm-a2c"] / rate["rl2"]}
 
 
 @register_perf_row
 def a2c_row(quick: bool) -> dict[str, Any]:
     """A2C, the memoryless baseline (one update per trial)."""
-    return _learned_row("a2c", quick, a2c_parity_steps_per_second)
+    return _learned_row("a2c", quick)
+
+
+@register_perf_row
+def lstm_a3c_row(quick: bool) -> dict[str, Any]:
+    """LSTM-A3C with 1 and with 2 worker processes (LSTM-A2C's settings per worker).
+
+    The benchmark for asynchrony: on 2 cores, 2 workers give more env steps per second than 1
+    (``speedup_2_vs_1_workers`` > 1). Rates are summed over workers, measured from the reports
+    the Lightning process receives after the workers start (process start-up is not timed); 1 and
+    2 workers are measured alternately, best of two each. On a shared machine other sessions take
+    from the 2-worker rate first (Linux groups a session's processes for CPU shares), so the row
+    also shows the 1-minute load average and the env steps per CPU-second of the workers.
+    """
+    updates, repeats = (6, 1) if quick else (40, 2)
+    overrides = _bandit_overrides("lstm-a3c")
+    rates: dict[int, list[float]] = {1: [], 2: []}
+    per_cpu_s: dict[int, list[float]] = {1: [], 2: []}
+    for _ in range(repeats):
+        for workers in (1, 2):
+            rate, module = lightning_steps_per_second(
+                "lstm-a3c", [*overrides, f"algo.workers={workers}"], updates
+            )
+            rates[workers].append(rate)
+            per_cpu_s[workers].append(int(module.env_steps) / sum(module.worker_cpu_seconds))
+    one, two = max(rates[1]), max(rates[2])
+    parity = learned_rates(quick)[1]["lstm-a2c"]
+    return {
+        "algorithm": "lstm-a3c",
+        "task": "bernoulli-bandit",
+        "settings": "arms=5 pulls=100 batch=256/worker hidden=48 t_max=100 workers=2 threads=1",
+        "env_steps_per_s": two,
+        "parity_env_steps_per_s": parity,
+        "ratio": two / parity,
+        "env_steps_per_s_1_worker": one,
+        "speedup_2_vs_1_workers": two / one,
+        # Env steps per CPU-second of the workers: equal for 1 and 2 workers means nothing
+        # serialises them, so 2 idle cores give about twice the rate of one.
+        "env_steps_per_worker_cpu_s_1_worker": max(per_cpu_s[1]),
+        "env_steps_per_worker_cpu_s_2_workers": max(per_cpu_s[2]),
+        "load_average_1min": os.getloadavg()[0],
+        "peak_memory_mb": peak_memory_mb(),
+    }
 
 
 def strategy_row(strategy: str, params: dict[str, Any], quick: bool) -> dict[str, Any]:
@@ -457,9 +519,18 @@ def sweep_seconds(workers: int, runs: int, env_steps: int) -> float:
 
 @register_perf_row
 def sweep_scaling_row(quick: bool) -> dict[str, Any]:
-    """Runs per hour of a sweep of equal runs with 2 local workers against 1 worker."""
-    runs, steps = (2, 20_000) if quick else (4, 2_000_000)
-    one, two = sweep_seconds(1, runs, steps), sweep_seconds(2, runs, steps)
+    """Runs per hour of a sweep of equal runs with 2 local workers against 1 worker.
+
+    Timed in the order 1, 2, 2, 1 workers (once each when quick), so a drift in the machine's
+    load over the measurement weighs on both; each rate is over the summed seconds.
+    """
+    runs, steps = (2, 20_000) if quick else (4, 1_000_000)
+    order = (1, 2) if quick else (1, 2, 2, 1)
+    seconds = {1: 0.0, 2: 0.0}
+    for workers in order:
+        seconds[workers] += sweep_seconds(workers, runs, steps)
+    sweeps = len(order) // 2
+    one, two = seconds[1] / sweeps, seconds[2] / sweeps
     return {
         "algorithm": "sweep (lstm-a2c runs)",
         "task": "bernoulli-bandit",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -40,12 +41,29 @@ def test_perf_quick_prints_every_row_as_json():
             )
 
 
-def test_interval_timer_rates_the_median_interval_after_the_warm_up():
+def test_interval_timer_rates_the_median_interval_pooled_over_runs(monkeypatch):
+    import benchmark.perf as perf
+
+    clock = iter([0.0, 1.0, 3.0, 100.0, 101.0, 111.0])  # two runs of three marks, a pause between
+    monkeypatch.setattr(perf.time, "perf_counter", lambda: next(clock))
+    timer = perf.IntervalTimer()
+    for _ in range(2):
+        for _ in range(3):
+            timer.mark()
+        timer.stop()
+    assert timer.intervals == [1.0, 2.0, 1.0, 10.0]  # the pause (97 s) is not an interval
+    assert timer.median_rate(100.0) == 100.0 / 2.0  # sorted 1, 1, 2, 10: the median is 2
+
+
+def test_interval_timer_marks_wall_clock_intervals_and_restarts_after_stop():
     from benchmark.perf import IntervalTimer
 
     timer = IntervalTimer()
-    timer.marks = [0.0, 5.0, 6.0, 8.0, 9.0, 19.0]  # intervals 5 (warm-up), 1, 2, 1, 10 (a burst)
-    assert timer.median_rate(100.0, skip=1) == 100.0 / 2.0
-    assert timer.median_rate(100.0) == 100.0 / 2.0  # 1, 1, 2, 5, 10
-    timer.marks = [0.0, 4.0, 5.0]
-    assert timer.median_rate(8.0, skip=1) == 8.0
+    timer.mark()
+    timer.mark()
+    timer.stop()
+    time.sleep(0.05)
+    timer.mark()  # opens a new run: the 50 ms pause is not an interval
+    timer.mark()
+    assert len(timer.intervals) == 2
+    assert all(0 <= interval < 0.05 for interval in timer.intervals)
