@@ -32,9 +32,26 @@ def action_distribution(head_output: torch.Tensor, log_std: torch.Tensor | None 
     return Independent(Normal(head_output, log_std.exp().expand_as(head_output)), 1)
 
 
-def _as_distribution(policy: torch.Tensor | Distribution) -> Distribution:
-    """Categorical logits as before, or a distribution from :func:`action_distribution`."""
-    return policy if isinstance(policy, Distribution) else Categorical(logits=policy)
+def log_prob_and_entropy(
+    policy: torch.Tensor | Distribution, actions: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """log pi(actions) and the policy's entropy, both [...].
+
+    Args:
+        policy: categorical logits [..., A], or a distribution with batch shape [...] from
+            :func:`action_distribution`.
+        actions: long [...] (float [..., action_dim] with a Gaussian).
+
+    For logits the action axis is moved to the front before the log-softmax: PyTorch's CPU
+    softmax over a short last axis (a handful of actions) is many times slower than over a
+    leading one, where it vectorises across the batch (about 6x for this function with its
+    backward on [100, 128, 5]).
+    """
+    if isinstance(policy, Distribution):
+        return policy.log_prob(actions), policy.entropy()
+    log_p = policy.movedim(-1, 0).log_softmax(0)  # [A, ...]
+    chosen = log_p.gather(0, actions.unsqueeze(0)).squeeze(0)
+    return chosen, -(log_p.exp() * log_p).sum(0)
 
 
 def n_step_returns(
@@ -113,13 +130,13 @@ def a2c_loss(
     Returns:
         the scalar loss and its parts (detached) for logging.
     """
-    dist = _as_distribution(logits)
+    log_probs, entropy = log_prob_and_entropy(logits, actions)
     advantages = (returns - values).detach()
     if normalize_advantages:
         advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-    policy_loss = -(dist.log_prob(actions) * advantages).mean()
+    policy_loss = -(log_probs * advantages).mean()
     value_loss = 0.5 * (returns.detach() - values).pow(2).mean()
-    entropy = dist.entropy().mean()
+    entropy = entropy.mean()
     loss = policy_loss + value_coef * value_loss - entropy_coef * entropy
     parts = {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy}
     return loss, {k: v.detach() for k, v in parts.items()}
@@ -150,13 +167,13 @@ def ppo_clip_loss(
         value_coef: weight of 0.5 * (target - V)^2.
         entropy_coef: weight of the entropy bonus.
     """
-    dist = _as_distribution(logits)
-    ratio = torch.exp(dist.log_prob(actions) - old_log_probs)
+    log_probs, entropy = log_prob_and_entropy(logits, actions)
+    ratio = torch.exp(log_probs - old_log_probs)
     unclipped = ratio * advantages
     clipped = ratio.clamp(1.0 - clip, 1.0 + clip) * advantages
     policy_loss = -torch.min(unclipped, clipped).mean()
     value_loss = 0.5 * (value_targets - values).pow(2).mean()
-    entropy = dist.entropy().mean()
+    entropy = entropy.mean()
     loss = policy_loss + value_coef * value_loss - entropy_coef * entropy
     clip_fraction = ((ratio - 1.0).abs() > clip).float().mean()
     parts = {

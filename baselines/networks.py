@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from baselines.fast_gru import gru_sequence
 from baselines.fast_lstm import LSTMFromRollout, lstm_step, step_weights
 from baselines.losses import action_distribution
 from baselines.policy import (
@@ -176,6 +177,10 @@ class RecurrentActorCritic(ActionHead):
             logits [T, n, num_actions] (the Gaussian's mean when continuous), values [T, n] and
             the final hidden state.
         """
+        if self._use_gru_sequence(inputs, state):
+            features = self._gru_sequence(inputs, state[0][0], reset)
+            state = (features[-1:],)
+            return self.policy_head(features), self.value_head(features).squeeze(-1), state
         state = mask_state(state, reset[0])
         if inputs.shape[0] == 1 or not bool(reset[1:].any()):
             # No trial boundary inside the segment: one fused call over the whole sequence.
@@ -188,6 +193,22 @@ class RecurrentActorCritic(ActionHead):
                 outputs.append(out)
             features = torch.cat(outputs)
         return self.policy_head(features), self.value_head(features).squeeze(-1), state
+
+    def _use_gru_sequence(self, inputs: torch.Tensor, state: RecurrentState) -> bool:
+        """A GRU sequence under autograd whose inputs and initial state are data: the update's
+        recomputation, which :func:`baselines.fast_gru.gru_sequence` back-propagates by hand."""
+        return (
+            self.cell == "gru"
+            and torch.is_grad_enabled()
+            and inputs.shape[0] > 1
+            and not (inputs.requires_grad or state[0].requires_grad)
+        )
+
+    def _gru_sequence(self, inputs: torch.Tensor, h0: torch.Tensor, reset: torch.Tensor):
+        rnn = self.rnn
+        keep = (~reset).to(inputs.dtype)
+        params = (rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0)
+        return gru_sequence(inputs, h0, keep, *params)
 
     def step(
         self, phi: torch.Tensor, state: RecurrentState, reset: torch.Tensor

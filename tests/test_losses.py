@@ -5,8 +5,16 @@ from __future__ import annotations
 import math
 
 import torch
+from torch.distributions import Categorical
 
-from baselines.losses import a2c_loss, action_distribution, gae, n_step_returns, ppo_clip_loss
+from baselines.losses import (
+    a2c_loss,
+    action_distribution,
+    gae,
+    log_prob_and_entropy,
+    n_step_returns,
+    ppo_clip_loss,
+)
 from baselines.policy import gaussian_log_prob, sample_gaussian_actions
 
 
@@ -195,3 +203,17 @@ def test_discrete_logits_and_action_distribution_give_the_same_loss():
     from_logits = a2c_loss(logits, values, actions, returns, 0.5, 0.1)[0]
     from_dist = a2c_loss(action_distribution(logits), values, actions, returns, 0.5, 0.1)[0]
     assert torch.equal(from_logits, from_dist)
+
+
+def test_log_prob_and_entropy_of_logits_match_categorical_with_gradients():
+    torch.manual_seed(0)
+    logits = torch.randn(7, 4, 5, dtype=torch.double, requires_grad=True)
+    actions = torch.randint(0, 5, (7, 4))
+    weights = torch.randn(7, 4, dtype=torch.double)
+    log_probs, entropy = log_prob_and_entropy(logits, actions)
+    reference = Categorical(logits=logits)
+    torch.testing.assert_close(log_probs, reference.log_prob(actions))
+    torch.testing.assert_close(entropy, reference.entropy())
+    grad = torch.autograd.grad((log_probs * weights + entropy).sum(), logits)[0]
+    expected = (reference.log_prob(actions) * weights + reference.entropy()).sum()
+    torch.testing.assert_close(grad, torch.autograd.grad(expected, logits)[0])
