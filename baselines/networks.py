@@ -179,8 +179,7 @@ class RecurrentActorCritic(ActionHead):
         """
         if self._use_gru_sequence(inputs, state):
             features = self._gru_sequence(inputs, state[0][0], reset)
-            state = (features[-1:],)
-            return self.policy_head(features), self.value_head(features).squeeze(-1), state
+            return (*self._feature_major_heads(features), (features[-1:],))
         state = mask_state(state, reset[0])
         if inputs.shape[0] == 1 or not bool(reset[1:].any()):
             # No trial boundary inside the segment: one fused call over the whole sequence.
@@ -203,6 +202,16 @@ class RecurrentActorCritic(ActionHead):
             and inputs.shape[0] > 1
             and not (inputs.requires_grad or state[0].requires_grad)
         )
+
+    def _feature_major_heads(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both heads over features [T, n, H] stored feature-major ([T, H, n] underneath, as
+        :func:`baselines.fast_gru.gru_sequence` returns them): one batched product, no copy of
+        the features, and their gradient comes back feature-major as well."""
+        weight = torch.cat([self.policy_head.weight, self.value_head.weight])
+        bias = torch.cat([self.policy_head.bias, self.value_head.bias])
+        by_feature = features.transpose(1, 2)  # [T, H, n], contiguous
+        heads = torch.bmm(weight.expand(len(features), -1, -1), by_feature) + bias[:, None]
+        return heads[:, :-1].transpose(1, 2), heads[:, -1]
 
     def _gru_sequence(self, inputs: torch.Tensor, h0: torch.Tensor, reset: torch.Tensor):
         rnn = self.rnn
