@@ -125,8 +125,10 @@ def mask_state(state: RecurrentState, reset: torch.Tensor) -> RecurrentState:
 class RecurrentActorCritic(ActionHead):
     """An LSTM or GRU core with a policy head and a value head.
 
-    The same fused ``nn.LSTM``/``nn.GRU`` serves the step-by-step rollout (sequence length 1) and
-    the recomputation of a whole segment for the update.
+    The parameters are ``nn.LSTM``/``nn.GRU``'s. A rollout steps with :meth:`step` (a lean cell);
+    an update either replays the LSTM states the rollout stored (:meth:`replay`), or reruns the
+    segment in :meth:`forward`: a GRU through :func:`baselines.fast_gru.gru_sequence`, an LSTM
+    (and anything needing input gradients) through the fused module.
 
     Args:
         input_dim: width of phi.
@@ -207,10 +209,9 @@ class RecurrentActorCritic(ActionHead):
         """Both heads over features [T, n, H] stored feature-major ([T, H, n] underneath, as
         :func:`baselines.fast_gru.gru_sequence` returns them): one batched product, no copy of
         the features, and their gradient comes back feature-major as well."""
-        weight = torch.cat([self.policy_head.weight, self.value_head.weight])
-        bias = torch.cat([self.policy_head.bias, self.value_head.bias])
+        weight, bias = self._step_weights()[2:]  # [A + 1, H] and [A + 1, 1]
         by_feature = features.transpose(1, 2)  # [T, H, n], contiguous
-        heads = torch.bmm(weight.expand(len(features), -1, -1), by_feature) + bias[:, None]
+        heads = torch.bmm(weight.expand(len(features), -1, -1), by_feature) + bias
         return heads[:, :-1].transpose(1, 2), heads[:, -1]
 
     def _gru_sequence(self, inputs: torch.Tensor, h0: torch.Tensor, reset: torch.Tensor):
