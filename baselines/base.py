@@ -184,6 +184,31 @@ class MetaRLAlgorithm(pl.LightningModule):
             return torch.optim.Adam(self.parameters(), lr=self.cfg.lr)
         return torch.optim.RMSprop(self.parameters(), lr=self.cfg.lr, alpha=0.99, eps=1e-5)
 
+    def register_value_scale(self) -> None:
+        """Buffers of the running moments of the critic's targets (``algo.normalize_values``):
+        their moving mean and second moment, and the number of batches seen."""
+        self.register_buffer("value_moments", torch.tensor([0.0, 1.0]))
+        self.register_buffer("value_batches", torch.zeros((), dtype=torch.long))
+
+    def value_scale(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and standard deviation that turn the critic's output into a value."""
+        if not getattr(self.cfg, "normalize_values", False):
+            return torch.zeros((), device=self.device), torch.ones((), device=self.device)
+        mean, second = self.value_moments
+        return mean, (second - mean**2).clamp(min=1e-4).sqrt()
+
+    def update_value_scale(self, value_targets: torch.Tensor) -> None:
+        """Fold one batch's value targets into the moving moments (the first batch sets them).
+
+        Args:
+            value_targets: float [T, B], the critic's targets in reward units.
+        """
+        first = self.value_batches == 0
+        decay = torch.where(first, 0.0, self.cfg.value_norm_decay)
+        batch_moments = torch.stack([value_targets.mean(), value_targets.pow(2).mean()])
+        self.value_moments.copy_(decay * self.value_moments + (1 - decay) * batch_moments)
+        self.value_batches += 1
+
     def optimize(self, loss: torch.Tensor) -> None:
         """One manual optimisation step with gradient-norm clipping."""
         optimizer = self.optimizers()

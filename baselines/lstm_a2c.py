@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from baselines.base import ActorCriticConfig, MetaRLAlgorithm
 from baselines.losses import a2c_loss, n_step_returns
 from baselines.registry import register_algorithm
@@ -29,11 +31,20 @@ class LSTMA2CConfig(ActorCriticConfig):
 
     cell: str = "lstm"
     """Recurrent core: lstm (Wang et al.) or gru."""
+    normalize_values: bool = False
+    """The critic predicts returns standardised by running statistics (as RL²'s does), so a long
+    discounted horizon (returns of tens) does not swamp the policy's gradient."""
+    value_norm_decay: float = 0.9
+    """Per-batch decay of the moving mean and second moment of the returns."""
 
     def __post_init__(self):
         super().__post_init__()
         require(
             self.cell in ("lstm", "gru"), f"algo.cell must be one of lstm, gru, got '{self.cell}'"
+        )
+        require(
+            0.0 <= self.value_norm_decay < 1.0,
+            f"algo.value_norm_decay must be in [0, 1), got {self.value_norm_decay}",
         )
 
 
@@ -44,11 +55,16 @@ class LSTMA2C(MetaRLAlgorithm):
     name = "lstm-a2c"
     Config = LSTMA2CConfig
 
+    def __init__(self, algo: dict[str, Any], task_name: str, task: dict[str, Any]):
+        super().__init__(algo, task_name, task)
+        if self.cfg.normalize_values:
+            self.register_value_scale()
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         # Recompute the segment with gradients; the critic at the next step bootstraps the return
         # where the segment cuts a trial (n_step_returns ignores it where the trial ended).
         logits, values, bootstrap = self.recompute(batch)
-        returns = n_step_returns(batch["rewards"], batch["trial_done"], bootstrap, self.cfg.gamma)
+        returns = self.critic_targets(batch, bootstrap)
         loss, parts = a2c_loss(
             self.network.distribution(logits),
             values,
@@ -60,3 +76,16 @@ class LSTMA2C(MetaRLAlgorithm):
         )
         self.optimize(loss)
         self.record(batch, parts)
+
+    @torch.no_grad()
+    def critic_targets(self, batch: dict[str, Any], bootstrap: torch.Tensor) -> torch.Tensor:
+        """The n-step returns [T, B] on the critic's scale: in reward units, or standardised by
+        the running moments (updated with this batch first) when ``normalize_values``."""
+        mean, std = self.value_scale()
+        rewards, done = batch["rewards"], batch["trial_done"]
+        returns = n_step_returns(rewards, done, bootstrap * std + mean, self.cfg.gamma)
+        if not self.cfg.normalize_values:
+            return returns
+        self.update_value_scale(returns)
+        mean, std = self.value_scale()
+        return (returns - mean) / std

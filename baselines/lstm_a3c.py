@@ -101,6 +101,11 @@ class LSTMA3CConfig(LSTMA2CConfig):
         super().__post_init__()
         require(self.workers >= 1, f"algo.workers must be >= 1, got {self.workers}")
         require(
+            not self.normalize_values,
+            "algo.normalize_values is not supported by lstm-a3c (its workers' loss uses raw "
+            "returns); valid: false",
+        )
+        require(
             len(self.worker_delays) <= self.workers,
             f"algo.worker_delays has {len(self.worker_delays)} entries for {self.workers} workers",
         )

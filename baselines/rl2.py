@@ -106,9 +106,7 @@ class RL2(MetaRLAlgorithm):
 
     def __init__(self, algo: dict[str, Any], task_name: str, task: dict[str, Any]):
         super().__init__(algo, task_name, task)
-        # Moving mean and second moment of the critic's targets, and the number of batches seen.
-        self.register_buffer("value_moments", torch.tensor([0.0, 1.0]))
-        self.register_buffer("value_batches", torch.zeros((), dtype=torch.long))
+        self.register_value_scale()  # always, so that checkpoints keep one layout
 
     def build_network(self) -> RecurrentActorCritic:
         """A GRU actor-critic over phi (the paper's recurrent cell)."""
@@ -147,25 +145,6 @@ class RL2(MetaRLAlgorithm):
         actions, log_probs = self.network.sample_with_log_prob(logits, generator)
         mean, std = self.value_scale()
         return actions, {"values": values * std + mean, "log_probs": log_probs}, state
-
-    def value_scale(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean and standard deviation that turn the critic's output into a value."""
-        if not self.cfg.normalize_values:
-            return torch.zeros((), device=self.device), torch.ones((), device=self.device)
-        mean, second = self.value_moments
-        return mean, (second - mean**2).clamp(min=1e-4).sqrt()
-
-    def update_value_scale(self, value_targets: torch.Tensor) -> None:
-        """Fold one batch's value targets into the moving moments (the first batch sets them).
-
-        Args:
-            value_targets: float [T, B], GAE advantages plus values, in reward units.
-        """
-        first = self.value_batches == 0
-        decay = torch.where(first, 0.0, self.cfg.value_norm_decay)
-        batch_moments = torch.stack([value_targets.mean(), value_targets.pow(2).mean()])
-        self.value_moments.copy_(decay * self.value_moments + (1 - decay) * batch_moments)
-        self.value_batches += 1
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         targets = self.ppo_targets(batch)

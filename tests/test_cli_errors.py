@@ -20,6 +20,10 @@ from benchmark.config import load_run_config
         (["run", "lstm-a2c", "bernoulli-bandit", "task.arms=five"], "task.arms"),
         (["run", "lstm-a2c", "dependent-bandit", "task.difficulty=extreme"], "easy"),
         (["run", "lstm-a2c", "bernoulli-bandit", "arms"], "not key=value"),
+        (
+            ["run", "lstm-a3c", "bernoulli-bandit", "algo.normalize_values=true"],
+            "algo.normalize_values is not supported by lstm-a3c",
+        ),
         (["evaluate", "no-such-policy", "bernoulli-bandit"], "valid strategies:"),
         (["evaluate", "random", "bernoulli-bandit", "--trials", "0"], "--trials must be >= 1"),
         (["evaluate", "random", "bernoulli-bandit", "--trials", "x"], "invalid int value"),

@@ -75,3 +75,28 @@ def test_each_rollout_is_played_by_the_parameters_it_updates():
     assert len(seen) == 4 and all(played == current for played, current in seen)
     versions = [played for played, _ in seen]
     assert versions == sorted(set(versions))  # each update changed the parameters
+
+
+def test_lstm_a2c_can_regress_standardised_returns():
+    """With ``normalize_values`` the critic's targets are the n-step returns standardised by the
+    running moments, which the first batch sets; the critic's output is rescaled to bootstrap."""
+    from baselines.losses import n_step_returns
+
+    spec = load_run_config(
+        "lstm-a2c",
+        "bernoulli-bandit",
+        ["task.pulls=8", "algo.batch_size=16", "algo.gamma=0.99", "algo.normalize_values=true"],
+    )
+    module = build_module(spec)
+    batch = RolloutCollector(module, seed=0).collect(8)
+    bootstrap = torch.zeros(16)
+    targets = module.critic_targets(batch, bootstrap)
+    returns = n_step_returns(batch["rewards"], batch["trial_done"], bootstrap, 0.99)
+    torch.testing.assert_close(module.value_moments[0], returns.mean())
+    torch.testing.assert_close(module.value_moments[1], returns.pow(2).mean())
+    assert abs(float(targets.mean())) < 1e-5 and abs(float(targets.pow(2).mean()) - 1) < 1e-4
+    mean, std = module.value_scale()
+    torch.testing.assert_close(targets * std + mean, returns)
+    assert "value_moments" in module.state_dict()
+    plain = build_module(load_run_config("lstm-a2c", "bernoulli-bandit", ["task.pulls=8"]))
+    assert "value_moments" not in plain.state_dict()  # checkpoints of runs without it are as before
