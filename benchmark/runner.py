@@ -15,6 +15,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from omegaconf import OmegaConf
+from pytorch_lightning.loggers.logger import Logger, rank_zero_experiment
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from baselines import MetaRLAlgorithm, get_algorithm_class
@@ -53,6 +54,36 @@ def make_trainer(spec: RunSpec, module: MetaRLAlgorithm, logger: Any, progress: 
         num_sanity_val_steps=0,
         deterministic=False,
     )
+
+
+class MemoryLogger(Logger):
+    """A Lightning logger that keeps metrics in memory (for the driver to write to MLflow)."""
+
+    def __init__(self):
+        super().__init__()
+        self.history: list[tuple[str, float, int, int]] = []
+
+    @property
+    def name(self) -> str:
+        return "memory"
+
+    @property
+    def version(self) -> str:
+        return "0"
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> None:
+        return None
+
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        """Params are logged by the driver from the job's resolved config."""
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        """Record (key, value, step, timestamp in ms) for every metric."""
+        stamp = int(time.time() * 1000)
+        for key, value in metrics.items():
+            self.history.append((key, float(value), int(step or 0), stamp))
 
 
 @dataclass

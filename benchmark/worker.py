@@ -23,8 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytorch_lightning.loggers.logger import Logger, rank_zero_experiment
-
 PARENT_POLL_SECONDS = 0.5
 
 
@@ -66,36 +64,6 @@ class Job:
     def label(self) -> str:
         """A short run name: ``algorithm | setting | seed``."""
         return f"{self.name} | {self.setting} | seed {self.seed}"
-
-
-class MemoryLogger(Logger):
-    """A Lightning logger that keeps metrics in memory (for the driver to write to MLflow)."""
-
-    def __init__(self):
-        super().__init__()
-        self.history: list[tuple[str, float, int, int]] = []
-
-    @property
-    def name(self) -> str:
-        return "memory"
-
-    @property
-    def version(self) -> str:
-        return "0"
-
-    @property
-    @rank_zero_experiment
-    def experiment(self) -> None:
-        return None
-
-    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
-        """Params are logged by the driver from the job's resolved config."""
-
-    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        """Record (key, value, step, timestamp in ms) for every metric."""
-        stamp = int(time.time() * 1000)
-        for key, value in metrics.items():
-            self.history.append((key, float(value), int(step or 0), stamp))
 
 
 def init_worker(parent_pid: int) -> None:
@@ -159,7 +127,7 @@ def execute_job(job: Job) -> dict[str, Any]:
 
 def _train(job: Job) -> dict[str, Any]:
     from benchmark.config import load_run_config
-    from benchmark.runner import eval_metrics, fit_and_evaluate, write_artifacts
+    from benchmark.runner import MemoryLogger, eval_metrics, fit_and_evaluate, write_artifacts
 
     spec = load_run_config(job.name, job.task, job.overrides)
     if spec.config_hash() != job.config_hash:

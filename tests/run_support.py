@@ -6,8 +6,7 @@ import math
 from dataclasses import dataclass
 
 from benchmark.config import load_run_config
-from benchmark.runner import FitOutcome, fit_and_evaluate
-from benchmark.worker import MemoryLogger
+from benchmark.runner import FitOutcome, MemoryLogger, fit_and_evaluate
 
 
 @dataclass

@@ -19,6 +19,9 @@ def test_sweep_scaling_row_times_real_sweeps_with_one_and_two_workers():
     ratio = row["runs_per_hour_2_workers"] / row["runs_per_hour_1_worker"]
     assert row["speedup_2_vs_1_workers"] == pytest.approx(ratio)
     assert "runs=2" in row["settings"]
+    # the runs phase is part of the whole command, which adds the driver's start-up and table
+    assert 0 < 2 * 3600 / row["runs_per_hour_1_worker"] < row["command_seconds_1_worker"]
+    assert 0 < 2 * 3600 / row["runs_per_hour_2_workers"] < row["command_seconds_2_workers"]
     assert "speedup_2_vs_1_workers" in format_table([row])
 
 
