@@ -209,6 +209,15 @@ class MetaRLAlgorithm(pl.LightningModule):
         self.value_moments.copy_(decay * self.value_moments + (1 - decay) * batch_moments)
         self.value_batches += 1
 
+    def critic_scale_targets(self, value_targets: torch.Tensor) -> torch.Tensor:
+        """The critic's regression targets from targets in reward units: unchanged, or, with
+        ``algo.normalize_values``, standardised by the running moments after folding them in."""
+        if not getattr(self.cfg, "normalize_values", False):
+            return value_targets
+        self.update_value_scale(value_targets)
+        mean, std = self.value_scale()
+        return (value_targets - mean) / std
+
     def optimize(self, loss: torch.Tensor) -> None:
         """One manual optimisation step with gradient-norm clipping."""
         optimizer = self.optimizers()

@@ -84,8 +84,4 @@ class LSTMA2C(MetaRLAlgorithm):
         mean, std = self.value_scale()
         rewards, done = batch["rewards"], batch["trial_done"]
         returns = n_step_returns(rewards, done, bootstrap * std + mean, self.cfg.gamma)
-        if not self.cfg.normalize_values:
-            return returns
-        self.update_value_scale(returns)
-        mean, std = self.value_scale()
-        return (returns - mean) / std
+        return self.critic_scale_targets(returns)

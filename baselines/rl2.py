@@ -181,11 +181,7 @@ class RL2(MetaRLAlgorithm):
             self.cfg.gamma,
             self.cfg.gae_lambda,
         )
-        value_targets = advantages + values
-        if self.cfg.normalize_values:
-            self.update_value_scale(value_targets)
-            mean, std = self.value_scale()
-            value_targets = (value_targets - mean) / std  # what the critic's output regresses
+        value_targets = self.critic_scale_targets(advantages + values)
         if self.cfg.normalize_advantages:
             advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
         return {"log_probs": log_probs, "advantages": advantages, "value_targets": value_targets}
