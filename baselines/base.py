@@ -160,15 +160,7 @@ class MetaRLAlgorithm(pl.LightningModule):
         Returns logits [T, B, A] and values [T, B] with gradients, and the critic's value at the
         step after the segment (no gradient), which bootstraps a return cut by truncation.
         """
-        if self.can_replay(batch):
-            logits, values, state = self.network.replay(
-                batch["phi"], batch, tuple(batch["h0"]), batch["reset"]
-            )
-        else:
-            logits, values, state = self.network(batch["phi"], tuple(batch["h0"]), batch["reset"])
-        with torch.no_grad():
-            _, bootstrap, _ = self.network.step(batch["phi_last"], state, batch["reset_last"])
-        return logits, values, bootstrap
+        return self.network.rerun(batch, current=self.is_on_policy(batch))
 
     def is_on_policy(self, batch: dict[str, Any]) -> bool:
         """Whether the rollout was played by the current parameters, so that what it computed

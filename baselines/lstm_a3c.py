@@ -78,7 +78,7 @@ from baselines.losses import a2c_loss, n_step_returns
 from baselines.lstm_a2c import LSTMA2CConfig
 from baselines.networks import RecurrentActorCritic, RecurrentState
 from baselines.registry import register_algorithm
-from tasks import ConfigError, TaskFamily, TrialEngine, require, task_generator
+from tasks import ConfigError, TaskFamily, TrialEngine, require, step_record, task_generator
 
 START_TIMEOUT_S = 120.0
 """How long the Lightning process waits for every worker to import and report ready."""
@@ -316,14 +316,8 @@ class _ActorLearner:
             logits, _, self.state = self.local.step(view.phi, self.state, view.reset)
             actions = self.local.sample_action(logits, self.action_generator)
             transition, _ = engine.step(actions)
-            for key, value in (
-                ("phi", view.phi),
-                ("reset", view.reset),
-                ("actions", actions),
-                ("rewards", transition.reward),
-                ("trial_done", transition.trial_done),
-                *self.local.replay_fields(self.state).items(),
-            ):
+            stored = self.local.replay_fields(self.state)
+            for key, value in {**step_record(view, actions, transition), **stored}.items():
                 steps[key].append(value)
             total = self.running_return + transition.reward
             completed_return += (total * transition.trial_done).sum()
@@ -343,14 +337,7 @@ class _ActorLearner:
         """LSTM-A2C's loss on the local network, which played the segment: its LSTM outputs are
         the stored states, differentiated by BPTT from them (the GRU core recomputes them)."""
         cfg = self.ctx.cfg
-        inputs, h0, reset = segment["phi"], segment["h0"], segment["reset"]
-        if "hidden" in segment:
-            logits, values, state = self.local.replay(inputs, segment, h0, reset)
-        else:
-            logits, values, state = self.local(inputs, h0, reset)
-        with torch.no_grad():
-            # The critic at the step after the segment bootstraps a return cut mid-trial.
-            bootstrap = self.local.step(segment["phi_last"], state, segment["reset_last"])[1]
+        logits, values, bootstrap = self.local.rerun(segment, current=True)
         returns = n_step_returns(segment["rewards"], segment["trial_done"], bootstrap, cfg.gamma)
         return a2c_loss(
             self.local.distribution(logits),

@@ -318,6 +318,25 @@ class RecurrentActorCritic(ActionHead):
         final = (hidden[-1:], cell[-1:])
         return self.policy_head(features), self.value_head(features).squeeze(-1), final
 
+    def rerun(
+        self, segment: Mapping[str, torch.Tensor], current: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A stored rollout segment again, with gradients: :meth:`replay` of its LSTM states when
+        it stored them and ``current`` (these parameters played it), else :meth:`forward` from its
+        initial state ``h0``.
+
+        Returns logits [T, n, A] and values [T, n] with gradients, and the critic's value at the
+        step after the segment (no gradient), which bootstraps a return cut mid-trial.
+        """
+        inputs, state, reset = segment["phi"], tuple(segment["h0"]), segment["reset"]
+        if current and "hidden" in segment:
+            logits, values, state = self.replay(inputs, segment, state, reset)
+        else:
+            logits, values, state = self(inputs, state, reset)
+        with torch.no_grad():
+            bootstrap = self.step(segment["phi_last"], state, segment["reset_last"])[1]
+        return logits, values, bootstrap
+
     def _run(self, inputs: torch.Tensor, state: RecurrentState):
         if self.cell == "lstm":
             out, (h, c) = self.rnn(inputs, state)

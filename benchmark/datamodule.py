@@ -14,6 +14,7 @@ progress reports) instead of collecting rollouts.
 from __future__ import annotations
 
 import warnings
+from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,7 +23,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from baselines.base import MetaRLAlgorithm
-from tasks import TrialEngine, task_generator
+from tasks import TrialEngine, step_record, task_generator
 
 ENDLESS = 2**62
 """The stream's nominal length: the Trainer's ``max_steps`` ends training long before."""
@@ -57,26 +58,14 @@ class RolloutCollector:
         """Play ``steps`` steps and return the segment as tensors with time leading."""
         module, engine = self.module, self.engine
         h0 = self.state
-        fields: dict[str, list[torch.Tensor]] = {
-            k: [] for k in ("phi", "reset", "actions", "rewards", "trial_done", "episode_index")
-        }
-        extras: dict[str, list[torch.Tensor]] = {}
+        records: dict[str, list[torch.Tensor]] = defaultdict(list)
         for _ in range(steps):
             view = engine.view
             actions, extra, self.state = module.act(view, self.state, self.action_generator)
             transition, _ = engine.step(actions)
-            for key, value in (
-                ("phi", view.phi),
-                ("reset", view.reset),
-                ("actions", actions),
-                ("rewards", transition.reward),
-                ("trial_done", transition.trial_done),
-                ("episode_index", transition.episode_index),
-            ):
-                fields[key].append(value)
-            for key, value in extra.items():
-                extras.setdefault(key, []).append(value)
-        batch = {k: torch.stack(v) for k, v in {**fields, **extras}.items()}
+            for key, value in {**step_record(view, actions, transition), **extra}.items():
+                records[key].append(value)
+        batch: dict[str, Any] = {k: torch.stack(v) for k, v in records.items()}
         batch.update(h0=h0, phi_last=engine.view.phi, reset_last=engine.view.reset)
         batch.update(state_last=self.state, policy_version=module.policy_version)
         batch.update(env_steps=steps * engine.batch_size, **self._completed_trials(batch))

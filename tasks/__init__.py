@@ -11,7 +11,15 @@ from tasks import (
 from tasks.base import ConfigError, TaskFamily, require, task_generator
 from tasks.gym_env import MetaRLObservation, register_gym_envs
 from tasks.registry import TASKS, get_task_class, make_task, task_names
-from tasks.trial import StepView, Transition, TrialEngine, action_codes, build_phi, phi_dim
+from tasks.trial import (
+    StepView,
+    Transition,
+    TrialEngine,
+    action_codes,
+    build_phi,
+    phi_dim,
+    step_record,
+)
 
 register_gym_envs()
 
@@ -29,6 +37,7 @@ __all__ = [
     "make_task",
     "require",
     "phi_dim",
+    "step_record",
     "task_generator",
     "task_names",
 ]

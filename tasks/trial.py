@@ -117,6 +117,19 @@ class Transition:
     """bool [n]: the slot was playing a trial at this step."""
 
 
+def step_record(view: StepView, actions: torch.Tensor, transition: Transition) -> dict:
+    """What a rollout stores of one step, [n] or [n, ...] each: phi and the reset mask as the
+    policy saw them, the actions, and the step's reward, trial end and episode index."""
+    return {
+        "phi": view.phi,
+        "reset": view.reset,
+        "actions": actions,
+        "rewards": transition.reward,
+        "trial_done": transition.trial_done,
+        "episode_index": transition.episode_index,
+    }
+
+
 class TrialEngine:
     """Steps a batch of independent trials of one family.
 
