@@ -133,6 +133,30 @@ def lightning_steps_per_second(algo: str, overrides: list[str], updates: int) ->
     return timer.median_rate(env_steps_per_update(module)), module
 
 
+def time_trials(
+    play_trial: Callable[[], None], trials: int, work: float, timer: IntervalTimer | None
+) -> float:
+    """Rate of a parity loop: ``trials`` timed calls of ``play_trial`` after one warm-up call.
+
+    Args:
+        play_trial: plays and learns from one trial (one update).
+        trials: measured trials.
+        work: env steps per trial.
+        timer: pools the intervals with earlier runs (rounds); None times this run alone.
+
+    Returns:
+        env steps per second over the median trial of all the timer's runs.
+    """
+    timer = timer or IntervalTimer()
+    play_trial()
+    for _ in range(trials):
+        timer.mark()
+        play_trial()
+    timer.mark()
+    timer.stop()
+    return timer.median_rate(work)
+
+
 def parity_steps_per_second(
     arms: int, pulls: int, batch: int, hidden: int, trials: int, timer: IntervalTimer | None = None
 ) -> float:
@@ -150,10 +174,8 @@ def parity_steps_per_second(
     net = RecurrentActorCritic(arms + 3, arms, hidden, "lstm")
     optimizer = torch.optim.RMSprop(net.parameters(), lr=7e-4, alpha=0.99, eps=1e-5)
     no_reset = torch.zeros(1, batch, dtype=torch.bool)
-    timer = timer or IntervalTimer()
-    for trial in range(trials + 1):
-        if trial:  # the first trial warms up
-            timer.mark()
+
+    def play_trial() -> None:
         p = torch.rand(batch, arms)
         state = net.initial_state(batch, "cpu")
         phi = torch.zeros(batch, arms + 3)
@@ -189,9 +211,8 @@ def parity_steps_per_second(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 40.0)
         optimizer.step()
-    timer.mark()
-    timer.stop()
-    return timer.median_rate(batch * pulls)
+
+    return time_trials(play_trial, trials, batch * pulls, timer)
 
 
 def peak_memory_mb() -> float:
@@ -238,10 +259,8 @@ def rl2_parity_steps_per_second(
     reset = torch.zeros(pulls, batch, dtype=torch.bool)
     reset[0] = True
     dones = torch.roll(reset, -1, 0)
-    timer = timer or IntervalTimer()
-    for trial in range(trials + 1):
-        if trial:  # the first trial warms up
-            timer.mark()
+
+    def play_trial() -> None:
         p, h0 = torch.rand(batch, arms), net.initial_state(batch, "cpu")
         phis, actions, rewards = [torch.zeros(batch, arms + 3)], [], []
         with torch.no_grad():
@@ -267,9 +286,8 @@ def rl2_parity_steps_per_second(
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
                 optimizer.step()
-    timer.mark()
-    timer.stop()
-    return timer.median_rate(batch * pulls)
+
+    return time_trials(play_trial, trials, batch * pulls, timer)
 
 
 def a2c_parity_steps_per_second(
@@ -290,10 +308,8 @@ def a2c_parity_steps_per_second(
     optimizer = torch.optim.RMSprop(net.parameters(), lr=7e-4, alpha=0.99, eps=1e-5)
     obs, dones = torch.zeros(batch, 1), torch.zeros(pulls, batch, dtype=torch.bool)
     dones[-1] = True
-    timer = timer or IntervalTimer()
-    for trial in range(trials + 1):
-        if trial:  # the first trial warms up
-            timer.mark()
+
+    def play_trial() -> None:
         p = torch.rand(batch, arms)
         logits_t, values_t, actions_t, rewards_t = [], [], [], []
         for _ in range(pulls):
@@ -309,9 +325,8 @@ def a2c_parity_steps_per_second(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 40.0)
         optimizer.step()
-    timer.mark()
-    timer.stop()
-    return timer.median_rate(batch * pulls)
+
+    return time_trials(play_trial, trials, batch * pulls, timer)
 
 
 def _bandit_overrides(algo: str) -> list[str]:
