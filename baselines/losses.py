@@ -106,6 +106,22 @@ def gae(
     return advantages
 
 
+def lambda_returns(
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    dones: torch.Tensor,
+    bootstrap_value: torch.Tensor,
+    gamma: float,
+    lam: float,
+) -> torch.Tensor:
+    """TD(lambda) returns, the GAE advantages plus V: lambda 1 gives the n-step returns of
+    :func:`n_step_returns`, lambda 0 the one-step targets r_t + gamma V(s_{t+1}).
+
+    Args: as :func:`gae`.
+    """
+    return gae(rewards, values, dones, bootstrap_value, gamma, lam) + values
+
+
 def a2c_loss(
     logits: torch.Tensor,
     values: torch.Tensor,

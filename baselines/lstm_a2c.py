@@ -7,9 +7,9 @@ Synchronous advantage actor-critic with an LSTM over phi(s, a_prev, r_prev, d_pr
    the hidden state across segments (detached) and zeroing it only at trial boundaries;
 3. update: the segment's LSTM outputs are the states the rollout stored, differentiated by
    backpropagation through time from them (:mod:`baselines.fast_lstm`; the fused LSTM recomputes
-   the segment instead if the parameters changed since the rollout); n-step returns are
-   bootstrapped from the critic at the segment's end (never across a trial end), and one
-   clipped gradient step is taken on the A2C loss.
+   the segment instead if the parameters changed since the rollout); n-step returns (TD(lambda)
+   returns with ``algo.gae_lambda`` < 1) are bootstrapped from the critic at the segment's end
+   (never across a trial end), and one clipped gradient step is taken on the A2C loss.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from baselines.base import ActorCriticConfig, MetaRLAlgorithm
-from baselines.losses import a2c_loss, n_step_returns
+from baselines.losses import a2c_loss, lambda_returns
 from baselines.registry import register_algorithm
 from tasks import require
 
@@ -36,6 +36,9 @@ class LSTMA2CConfig(ActorCriticConfig):
     discounted horizon (returns of tens) does not swamp the policy's gradient."""
     value_norm_decay: float = 0.9
     """Per-batch decay of the moving mean and second moment of the returns."""
+    gae_lambda: float = 1.0
+    """Lambda of the TD(lambda) returns the actor and critic learn from: 1 gives Wang et al.'s
+    n-step returns; lower trades the returns' variance for the critic's bias (GAE)."""
 
     def __post_init__(self):
         super().__post_init__()
@@ -45,6 +48,10 @@ class LSTMA2CConfig(ActorCriticConfig):
         require(
             0.0 <= self.value_norm_decay < 1.0,
             f"algo.value_norm_decay must be in [0, 1), got {self.value_norm_decay}",
+        )
+        require(
+            0.0 <= self.gae_lambda <= 1.0,
+            f"algo.gae_lambda must be in [0, 1], got {self.gae_lambda}",
         )
 
 
@@ -64,7 +71,7 @@ class LSTMA2C(MetaRLAlgorithm):
         # Recompute the segment with gradients; the critic at the next step bootstraps the return
         # where the segment cuts a trial (n_step_returns ignores it where the trial ended).
         logits, values, bootstrap = self.recompute(batch)
-        returns = self.critic_targets(batch, bootstrap)
+        returns = self.critic_targets(batch, values.detach(), bootstrap)
         loss, parts = a2c_loss(
             self.network.distribution(logits),
             values,
@@ -78,10 +85,19 @@ class LSTMA2C(MetaRLAlgorithm):
         self.record(batch, parts)
 
     @torch.no_grad()
-    def critic_targets(self, batch: dict[str, Any], bootstrap: torch.Tensor) -> torch.Tensor:
-        """The n-step returns [T, B] on the critic's scale: in reward units, or standardised by
-        the running moments (updated with this batch first) when ``normalize_values``."""
+    def critic_targets(
+        self, batch: dict[str, Any], values: torch.Tensor, bootstrap: torch.Tensor
+    ) -> torch.Tensor:
+        """The TD(lambda) returns [T, B] (n-step at lambda 1) on the critic's scale: in reward
+        units, or standardised by the running moments (updated with this batch first) when
+        ``normalize_values``. ``values`` and ``bootstrap`` are the critic's outputs."""
         mean, std = self.value_scale()
-        rewards, done = batch["rewards"], batch["trial_done"]
-        returns = n_step_returns(rewards, done, bootstrap * std + mean, self.cfg.gamma)
+        returns = lambda_returns(
+            batch["rewards"],
+            values * std + mean,
+            batch["trial_done"],
+            bootstrap * std + mean,
+            self.cfg.gamma,
+            self.cfg.gae_lambda,
+        )
         return self.critic_scale_targets(returns)

@@ -74,7 +74,7 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from baselines.base import MetaRLAlgorithm
-from baselines.losses import a2c_loss, n_step_returns
+from baselines.losses import a2c_loss, lambda_returns
 from baselines.lstm_a2c import LSTMA2CConfig
 from baselines.networks import RecurrentActorCritic, RecurrentState
 from baselines.registry import register_algorithm
@@ -338,7 +338,14 @@ class _ActorLearner:
         the stored states, differentiated by BPTT from them (the GRU core recomputes them)."""
         cfg = self.ctx.cfg
         logits, values, bootstrap = self.local.rerun(segment, current=True)
-        returns = n_step_returns(segment["rewards"], segment["trial_done"], bootstrap, cfg.gamma)
+        returns = lambda_returns(
+            segment["rewards"],
+            values.detach(),
+            segment["trial_done"],
+            bootstrap,
+            cfg.gamma,
+            cfg.gae_lambda,
+        )
         return a2c_loss(
             self.local.distribution(logits),
             values,

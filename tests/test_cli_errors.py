@@ -24,6 +24,7 @@ from benchmark.config import load_run_config
             ["run", "lstm-a3c", "bernoulli-bandit", "algo.normalize_values=true"],
             "algo.normalize_values is not supported by lstm-a3c",
         ),
+        (["run", "lstm-a2c", "bernoulli-bandit", "algo.gae_lambda=1.5"], "algo.gae_lambda"),
         (["evaluate", "no-such-policy", "bernoulli-bandit"], "valid strategies:"),
         (["evaluate", "random", "bernoulli-bandit", "--trials", "0"], "--trials must be >= 1"),
         (["evaluate", "random", "bernoulli-bandit", "--trials", "x"], "invalid int value"),

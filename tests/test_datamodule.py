@@ -90,7 +90,7 @@ def test_lstm_a2c_can_regress_standardised_returns():
     module = build_module(spec)
     batch = RolloutCollector(module, seed=0).collect(8)
     bootstrap = torch.zeros(16)
-    targets = module.critic_targets(batch, bootstrap)
+    targets = module.critic_targets(batch, torch.zeros(8, 16), bootstrap)
     returns = n_step_returns(batch["rewards"], batch["trial_done"], bootstrap, 0.99)
     torch.testing.assert_close(module.value_moments[0], returns.mean())
     torch.testing.assert_close(module.value_moments[1], returns.pow(2).mean())
@@ -100,3 +100,22 @@ def test_lstm_a2c_can_regress_standardised_returns():
     assert "value_moments" in module.state_dict()
     plain = build_module(load_run_config("lstm-a2c", "bernoulli-bandit", ["task.pulls=8"]))
     assert "value_moments" not in plain.state_dict()  # checkpoints of runs without it are as before
+
+
+def test_lstm_a2c_targets_are_td_lambda_returns_below_lambda_one():
+    """``algo.gae_lambda`` < 1 mixes the critic's values (in reward units) into the targets."""
+    from baselines.losses import lambda_returns
+
+    spec = load_run_config(
+        "lstm-a2c",
+        "bernoulli-bandit",
+        ["task.pulls=8", "algo.batch_size=16", "algo.gae_lambda=0.5"],
+    )
+    module = build_module(spec)
+    batch = RolloutCollector(module, seed=0).collect(8)
+    values, bootstrap = torch.rand(8, 16), torch.zeros(16)
+    targets = module.critic_targets(batch, values, bootstrap)
+    want = lambda_returns(batch["rewards"], values, batch["trial_done"], bootstrap, 0.9, 0.5)
+    torch.testing.assert_close(targets, want)
+    without_values = module.critic_targets(batch, torch.zeros(8, 16), bootstrap)
+    assert not torch.allclose(targets, without_values)  # below lambda 1 the values count

@@ -11,6 +11,7 @@ from baselines.losses import (
     a2c_loss,
     action_distribution,
     gae,
+    lambda_returns,
     log_prob_and_entropy,
     n_step_returns,
     ppo_clip_loss,
@@ -86,6 +87,20 @@ def test_gae_matches_naive_loop_and_reduces_to_n_step_at_lambda_one():
     torch.testing.assert_close(got, torch.tensor(want))
     full = gae(rewards, values, dones, bootstrap, 0.9, 1.0) + values
     torch.testing.assert_close(full, n_step_returns(rewards, dones, bootstrap, 0.9))
+
+
+def test_lambda_returns_span_one_step_targets_to_n_step_returns():
+    rewards, values, dones, bootstrap = random_segment(seed=2)
+    full = lambda_returns(rewards, values, dones, bootstrap, 0.9, 1.0)
+    torch.testing.assert_close(full, n_step_returns(rewards, dones, bootstrap, 0.9))
+    one_step = lambda_returns(rewards, values, dones, bootstrap, 0.9, 0.0)
+    next_values = torch.cat([values[1:], bootstrap[None]]) * ~dones
+    torch.testing.assert_close(one_step, rewards + 0.9 * next_values)
+    mixed = lambda_returns(rewards, values, dones, bootstrap, 0.9, 0.5)
+    want = naive_gae(
+        rewards.tolist(), values.tolist(), dones.tolist(), bootstrap.tolist(), 0.9, 0.5
+    )
+    torch.testing.assert_close(mixed, torch.tensor(want) + values)
 
 
 def test_a2c_loss_matches_hand_computation():
