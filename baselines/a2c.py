@@ -67,9 +67,8 @@ class A2C(MetaRLAlgorithm):
             state: the empty state from :meth:`initial_state`.
             generator: drives the action sampling.
         """
-        logits, values = self.network(view.obs)
-        actions, log_probs = self.network.sample_with_log_prob(logits, generator)
-        return actions, {"values": values, "log_probs": log_probs}, state
+        logits, _ = self.network(view.obs)
+        return self.network.sample_action(logits, generator), {}, state  # the update recomputes
 
     def make_policy(self) -> MemorylessPolicy:
         """A :class:`baselines.policy.Policy` that acts with this module's network."""

@@ -138,12 +138,13 @@ class MetaRLAlgorithm(pl.LightningModule):
         """One rollout step: sample actions and return what the update needs.
 
         The hidden state is zeroed where ``view.reset`` (a trial boundary) and carried otherwise,
-        including across episode ends inside a trial.
+        including across episode ends inside a trial. The update recomputes the log-probabilities
+        and values, so only the LSTM's states are kept (:meth:`RecurrentActorCritic.replay_fields`);
+        an algorithm whose update needs the behaviour policy's outputs (RL²) overrides this.
         """
-        logits, values, state = self.network.step(view.phi, state, view.reset)
-        actions, log_probs = self.network.sample_with_log_prob(logits, generator)
-        extras = {"values": values, "log_probs": log_probs, **self.network.replay_fields(state)}
-        return actions, extras, state
+        logits, _, state = self.network.step(view.phi, state, view.reset)
+        actions = self.network.sample_action(logits, generator)
+        return actions, self.network.replay_fields(state), state
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Record the class as ``module:Class`` so a checkpoint alone can rebuild the module."""

@@ -21,7 +21,7 @@ from baselines.losses import action_distribution
 from baselines.policy import (
     categorical_log_prob,
     gaussian_log_prob,
-    sample_actions,
+    sample_actions_by_column,
     sample_actions_with_log_prob,
     sample_gaussian_actions,
 )
@@ -33,7 +33,7 @@ INITIAL_LOG_STD = 0.0
 
 
 def _sample_categorical(logits, log_std, generator):
-    return sample_actions(logits, generator)
+    return sample_actions_by_column(logits, generator)
 
 
 def _sample_categorical_with_log_prob(logits, log_std, generator):

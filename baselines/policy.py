@@ -53,11 +53,28 @@ def sample_actions_with_log_prob(
     """
     columns = logits.t().contiguous()  # a no-op for a transposed actions-major view
     log_probs = torch.log_softmax(columns, dim=0)
-    cdf = log_probs.exp().cumsum(0)
-    device, dtype = logits.device, cdf.dtype
-    uniform = torch.rand(1, cdf.shape[1], generator=generator, device=device, dtype=dtype)
-    actions = (cdf < uniform).sum(0).clamp(max=cdf.shape[0] - 1)
+    actions = _draw_by_column(log_probs.exp().cumsum(0), generator)
     return actions, log_probs.gather(0, actions[None])[0]
+
+
+def sample_actions_by_column(
+    logits: torch.Tensor, generator: torch.Generator | None
+) -> torch.Tensor:
+    """:func:`sample_actions_with_log_prob`'s draw without the log-probability, for a rollout or
+    an evaluation that does not keep it (reductions along the actions-major layout, as there).
+
+    Args:
+        logits: float [n, num_actions].
+        generator: makes the draw reproducible; None uses torch's global generator.
+    """
+    return _draw_by_column(torch.softmax(logits.t().contiguous(), dim=0).cumsum(0), generator)
+
+
+def _draw_by_column(cdf: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Inverse-CDF draws from the cumulative probabilities ``cdf`` [num_actions, n]: one
+    uniform per column; the clamp guards against a last entry rounded below 1."""
+    uniform = torch.rand(1, cdf.shape[1], generator=generator, device=cdf.device, dtype=cdf.dtype)
+    return (cdf < uniform).sum(0).clamp(max=cdf.shape[0] - 1)
 
 
 def categorical_log_prob(logits: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
