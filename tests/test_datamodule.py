@@ -85,7 +85,8 @@ def test_lstm_a2c_can_regress_standardised_returns():
     spec = load_run_config(
         "lstm-a2c",
         "bernoulli-bandit",
-        ["task.pulls=8", "algo.batch_size=16", "algo.gamma=0.99", "algo.normalize_values=true"],
+        ["task.pulls=8", "algo.batch_size=16", "algo.gamma=0.99", "algo.normalize_values=true"]
+        + ["algo.gae_lambda=1.0"],
     )
     module = build_module(spec)
     batch = RolloutCollector(module, seed=0).collect(8)
@@ -98,7 +99,7 @@ def test_lstm_a2c_can_regress_standardised_returns():
     mean, std = module.value_scale()
     torch.testing.assert_close(targets * std + mean, returns)
     assert "value_moments" in module.state_dict()
-    plain = build_module(load_run_config("lstm-a2c", "bernoulli-bandit", ["task.pulls=8"]))
+    plain = build_module(load_run_config("lstm-a2c", "bernoulli-bandit", ["task.pulls=10"]))
     assert "value_moments" not in plain.state_dict()  # checkpoints of runs without it are as before
 
 
@@ -109,7 +110,8 @@ def test_lstm_a2c_targets_are_td_lambda_returns_below_lambda_one():
     spec = load_run_config(
         "lstm-a2c",
         "bernoulli-bandit",
-        ["task.pulls=8", "algo.batch_size=16", "algo.gae_lambda=0.5"],
+        ["task.pulls=8", "algo.batch_size=16", "algo.gae_lambda=0.5", "algo.gamma=0.9"]
+        + ["algo.normalize_values=false"],
     )
     module = build_module(spec)
     batch = RolloutCollector(module, seed=0).collect(8)
