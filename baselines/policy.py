@@ -72,9 +72,10 @@ def sample_actions_by_column(
 
 def _draw_by_column(cdf: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """Inverse-CDF draws from the cumulative probabilities ``cdf`` [num_actions, n]: one
-    uniform per column; the clamp guards against a last entry rounded below 1."""
+    uniform per column. The last entry is left out of the count, so a last entry rounded below 1
+    still gives the last action."""
     uniform = torch.rand(1, cdf.shape[1], generator=generator, device=cdf.device, dtype=cdf.dtype)
-    return (cdf < uniform).sum(0).clamp(max=cdf.shape[0] - 1)
+    return (cdf[:-1] < uniform).sum(0)
 
 
 def categorical_log_prob(logits: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:

@@ -49,8 +49,8 @@ def build_phi(
         prev_done: bool [n], True when the previous step ended an episode.
         codes: the one-hot table from :func:`action_codes`.
     """
-    extras = torch.stack([prev_reward, prev_done.to(obs.dtype)], 1)
-    return torch.cat([obs, codes[prev_action + 1], extras], 1)
+    # One cat, which promotes the done flags to the float dtype.
+    return torch.cat([obs, codes[prev_action + 1], prev_reward[:, None], prev_done[:, None]], 1)
 
 
 def build_continuous_phi(
@@ -70,8 +70,7 @@ def build_continuous_phi(
         prev_done: bool [n].
         bounds: the family's ``action_bounds``.
     """
-    extras = torch.stack([prev_reward, prev_done.to(obs.dtype)], 1)
-    return torch.cat([obs, prev_action.clamp(*bounds), extras], 1)
+    return torch.cat([obs, prev_action.clamp(*bounds), prev_reward[:, None], prev_done[:, None]], 1)
 
 
 @dataclass
@@ -181,6 +180,7 @@ class TrialEngine:
         self.episode_index = torch.zeros(n, dtype=torch.long, device=device)
         self.episode_step = torch.zeros(n, dtype=torch.long, device=device)
         self.active = torch.ones(n, dtype=torch.bool, device=device)
+        self._no_trial_ends = torch.zeros(n, dtype=torch.bool, device=device)  # read-only
         self.trial_step = 0
         return self._make_view()
 
@@ -203,8 +203,8 @@ class TrialEngine:
         # Inside a trial: an episode end restarts the episode in the same MDP.
         restart = family.initial_state(self.tasks, self.generator)
         self.state = where(episode_done, restart, state) if state else state
-        self.episode_index = self.episode_index + episode_done.long()
-        self.episode_step = torch.where(episode_done, 0, self.episode_step)
+        self.episode_index = self.episode_index + episode_done
+        self.episode_step = self.episode_step.masked_fill(episode_done, 0)
         self.prev_action, self.prev_reward, self.prev_done = action, reward, episode_done
         self.reset_mask = trial_done
         self._end_trials(trial_done)
@@ -223,7 +223,7 @@ class TrialEngine:
         if fixed is not None:
             # Every trial has the same length: the boundary is known without a device sync.
             ends_now = self.trial_step % fixed == 0
-            return episode_done if ends_now else torch.zeros_like(episode_done)
+            return episode_done if ends_now else self._no_trial_ends
         return episode_done & (self.episode_index + 1 >= self.family.episodes_per_trial)
 
     def _end_trials(self, trial_done: torch.Tensor) -> None:
