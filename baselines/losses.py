@@ -65,13 +65,8 @@ def n_step_returns(
         bootstrap_value: float [n], V at step T (used where the segment is truncated).
         gamma: discount.
     """
-    not_done = (~dones).to(rewards.dtype)
-    returns = torch.empty_like(rewards)
-    running = bootstrap_value
-    for t in range(rewards.shape[0] - 1, -1, -1):
-        running = rewards[t] + gamma * not_done[t] * running
-        returns[t] = running
-    return returns
+    decay = gamma * (~dones).to(rewards.dtype)
+    return _discounted_sums(rewards, decay, bootstrap_value)
 
 
 def gae(
@@ -98,12 +93,17 @@ def gae(
     not_done = (~dones).to(rewards.dtype)
     next_values = torch.cat([values[1:], bootstrap_value.unsqueeze(0)])
     deltas = rewards + gamma * not_done * next_values - values
-    advantages = torch.empty_like(rewards)
-    running = torch.zeros_like(bootstrap_value)
-    for t in range(rewards.shape[0] - 1, -1, -1):
-        running = deltas[t] + gamma * lam * not_done[t] * running
-        advantages[t] = running
-    return advantages
+    return _discounted_sums(deltas, gamma * lam * not_done, torch.zeros_like(bootstrap_value))
+
+
+def _discounted_sums(terms: torch.Tensor, decay: torch.Tensor, final: torch.Tensor) -> torch.Tensor:
+    """out_t = terms_t + decay_t out_{t+1} backwards over time, with out_T = ``final`` [n]: one
+    fused op per step, written in place into the output."""
+    out = torch.empty_like(terms)
+    running = final
+    for t in range(terms.shape[0] - 1, -1, -1):
+        running = torch.addcmul(terms[t], decay[t], running, out=out[t])
+    return out
 
 
 def lambda_returns(
