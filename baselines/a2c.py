@@ -58,7 +58,11 @@ class A2C(MetaRLAlgorithm):
 
     @torch.no_grad()
     def act(
-        self, view: StepView, state: RecurrentState, generator: torch.Generator | None
+        self,
+        view: StepView,
+        state: RecurrentState,
+        generator: torch.Generator | None,
+        record: dict[str, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor], RecurrentState]:
         """Act on ``view.obs`` alone; ``state`` is empty and passed through unchanged.
 
@@ -66,6 +70,7 @@ class A2C(MetaRLAlgorithm):
             view: the engine's view of the current step (only ``obs`` is read).
             state: the empty state from :meth:`initial_state`.
             generator: drives the action sampling.
+            record: unused (its :meth:`rollout_storage` is empty).
         """
         logits, _ = self.network(view.obs)
         return self.network.sample_action(logits, generator), {}, state  # the update recomputes

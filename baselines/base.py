@@ -133,18 +133,30 @@ class MetaRLAlgorithm(pl.LightningModule):
 
     @torch.no_grad()
     def act(
-        self, view: StepView, state: RecurrentState, generator: torch.Generator | None
+        self,
+        view: StepView,
+        state: RecurrentState,
+        generator: torch.Generator | None,
+        record: dict[str, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor], RecurrentState]:
         """One rollout step: sample actions and return what the update needs.
 
         The hidden state is zeroed where ``view.reset`` (a trial boundary) and carried otherwise,
         including across episode ends inside a trial. The update recomputes the log-probabilities
-        and values, so only the LSTM's states are kept (:meth:`RecurrentActorCritic.replay_fields`);
-        an algorithm whose update needs the behaviour policy's outputs (RL²) overrides this.
+        and values, so only the LSTM's states are kept (:meth:`RecurrentActorCritic.replay_fields`):
+        written into ``record``, this step's rows of :meth:`rollout_storage`, when given, else
+        returned. An algorithm whose update needs the behaviour policy's outputs (RL²) overrides
+        this.
         """
-        logits, _, state = self.network.step(view.phi, state, view.reset)
+        logits, _, state = self.network.step(view.phi, state, view.reset, record)
         actions = self.network.sample_action(logits, generator)
-        return actions, self.network.replay_fields(state), state
+        return actions, {} if record else self.network.replay_fields(state), state
+
+    def rollout_storage(self, steps: int, batch: int) -> dict[str, torch.Tensor]:
+        """Empty [steps, batch, ...] tensors that :meth:`act` fills one row per step (the LSTM's
+        states and gates); empty when this algorithm keeps nothing that way."""
+        replay_storage = getattr(self.network, "replay_storage", None)
+        return replay_storage(steps, batch, self.device) if replay_storage else {}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Record the class as ``module:Class`` so a checkpoint alone can rebuild the module."""

@@ -14,6 +14,8 @@ produced by the current parameters (``MetaRLAlgorithm`` checks the rollout's pol
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 
 
@@ -40,24 +42,33 @@ def step_weights(
 
 
 def lstm_step(
-    x: torch.Tensor, h: torch.Tensor, c: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
+    x: torch.Tensor,
+    h: torch.Tensor,
+    c: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    out: Mapping[str, torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One LSTM step, as ``nn.LSTM`` computes it.
 
     Args:
         x: input [B, in].
         h, c: hidden and cell state [B, H].
         weight, bias: from :func:`step_weights`.
+        out: optional ``hidden``, ``cell`` and ``gates`` tensors to write the results into (one
+            step's rows of a rollout's storage), which saves stacking them afterwards.
 
     Returns:
         the new ``(h, c)`` and the gates' activations [B, 4H] (i, f, o and sigmoid(2 z_g)),
         which the backward of :class:`LSTMFromRollout` reuses.
     """
-    gates = torch.addmm(bias, torch.cat([x, h], 1), weight).sigmoid_()
+    out = out or {}
+    xh = torch.cat([x, h], 1)
+    gates = torch.addmm(bias, xh, weight, out=out.get("gates")).sigmoid_()
     i, f, o, g_half = gates.chunk(4, 1)
     # c' = f c + i g with g = 2 g_half - 1
-    c = torch.addcmul(torch.addcmul(-i, f, c), i, g_half, value=2.0)
-    return o * c.tanh(), c, gates
+    c = torch.addcmul(torch.addcmul(-i, f, c), i, g_half, value=2.0, out=out.get("cell"))
+    return torch.mul(o, c.tanh(), out=out.get("hidden")), c, gates
 
 
 class LSTMFromRollout(torch.autograd.Function):

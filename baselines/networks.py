@@ -221,7 +221,11 @@ class RecurrentActorCritic(ActionHead):
         return gru_sequence(inputs, h0, keep, *params)
 
     def step(
-        self, phi: torch.Tensor, state: RecurrentState, reset: torch.Tensor
+        self,
+        phi: torch.Tensor,
+        state: RecurrentState,
+        reset: torch.Tensor,
+        record: Mapping[str, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, RecurrentState]:
         """One rollout step of n slots: ``forward`` for a sequence of length 1, made lean.
 
@@ -229,6 +233,8 @@ class RecurrentActorCritic(ActionHead):
             phi: float [n, input_dim].
             state: the hidden state, tensors [1, n, hidden].
             reset: bool [n]; True where a trial starts at this step.
+            record: this step's rows of :meth:`replay_storage`, which an LSTM step writes its
+                states and gates into (None: they stay in :meth:`replay_fields`).
 
         Returns:
             logits [n, num_actions] (the mean, if continuous), values [n] and the new state.
@@ -238,7 +244,9 @@ class RecurrentActorCritic(ActionHead):
         keep = (~reset).to(phi.dtype)[None, :, None]
         state = tuple(part * keep for part in state)
         if self.cell == "lstm":
-            h, c, self.last_gates = lstm_step(phi, state[0][0], state[1][0], *weights[:2])
+            h, c, self.last_gates = lstm_step(
+                phi, state[0][0], state[1][0], *weights[:2], out=record
+            )
             state = (h[None], c[None])
         else:
             rnn = self.rnn
@@ -271,6 +279,19 @@ class RecurrentActorCritic(ActionHead):
         if not torch.is_grad_enabled():
             self._step_cache = (key, weights)
         return weights
+
+    def replay_storage(
+        self, steps: int, batch: int, device: torch.device
+    ) -> dict[str, torch.Tensor]:
+        """Empty [steps, batch, ...] tensors for the :meth:`replay_fields` of a rollout, which
+        :meth:`step` fills one row at a time when given ``record``. Empty for a GRU core."""
+        if self.cell != "lstm":
+            return {}
+        hidden = self.hidden_size
+        shapes = {"hidden": hidden, "cell": hidden, "gates": 4 * hidden}
+        return {
+            key: torch.empty(steps, batch, width, device=device) for key, width in shapes.items()
+        }
 
     def replay_fields(self, state: RecurrentState) -> dict[str, torch.Tensor]:
         """What :meth:`replay` needs from the rollout step just taken by :meth:`step` (whose new

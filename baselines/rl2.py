@@ -126,7 +126,11 @@ class RL2(MetaRLAlgorithm):
 
     @torch.no_grad()
     def act(
-        self, view: StepView, state: RecurrentState, generator: torch.Generator | None
+        self,
+        view: StepView,
+        state: RecurrentState,
+        generator: torch.Generator | None,
+        record: dict[str, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor], RecurrentState]:
         """One step of the GRU policy during a rollout or an evaluation.
 
@@ -134,6 +138,7 @@ class RL2(MetaRLAlgorithm):
             view: the engine's view of the current step (phi, reset, ...).
             state: the GRU hidden state after the previous step.
             generator: drives the action sampling.
+            record: unused (its :meth:`rollout_storage` is empty).
         """
         # The input is phi = [s, one_hot(a_prev), r_prev, d_prev] (tasks.trial.build_phi). Its last
         # entry is the done flag d_prev: 1 when the previous step ended an episode. For a bandit

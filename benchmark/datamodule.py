@@ -59,13 +59,18 @@ class RolloutCollector:
         module, engine = self.module, self.engine
         h0 = self.state
         records: dict[str, list[torch.Tensor]] = defaultdict(list)
-        for _ in range(steps):
+        storage = module.rollout_storage(steps, engine.batch_size)  # filled in place, row t at t
+        for t in range(steps):
             view = engine.view
-            actions, extra, self.state = module.act(view, self.state, self.action_generator)
+            record = {key: rows[t] for key, rows in storage.items()}
+            actions, extra, self.state = module.act(view, self.state, self.action_generator, record)
             transition, _ = engine.step(actions)
             for key, value in {**step_record(view, actions, transition), **extra}.items():
                 records[key].append(value)
         batch: dict[str, Any] = {k: torch.stack(v) for k, v in records.items()}
+        batch.update(storage)
+        # The last state is a view of the storage: a copy lets the segment's storage go with it.
+        self.state = tuple(part.clone() for part in self.state)
         batch.update(h0=h0, phi_last=engine.view.phi, reset_last=engine.view.reset)
         batch.update(state_last=self.state, policy_version=module.policy_version)
         batch.update(env_steps=steps * engine.batch_size, **self._completed_trials(batch))

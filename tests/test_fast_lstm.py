@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from baselines.fast_lstm import LSTMFromRollout, lstm_step, step_weights
+from baselines.networks import RecurrentActorCritic
 from benchmark.config import load_run_config
 from benchmark.datamodule import RolloutCollector
 from benchmark.runner import build_module
@@ -110,7 +111,6 @@ def test_a_rollout_from_older_parameters_is_recomputed():
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_the_rollout_step_is_the_network_forward_and_follows_parameter_updates(cell):
-    from baselines.networks import RecurrentActorCritic
 
     torch.manual_seed(0)
     net = RecurrentActorCritic(INPUTS, 3, HIDDEN, cell)
@@ -150,3 +150,28 @@ def test_sampling_with_log_prob_is_the_same_draw_as_sample_actions(actions_major
     expected = sample_actions(logits, torch.Generator().manual_seed(3))
     assert torch.equal(actions, expected) and len(set(actions.tolist())) == 7
     torch.testing.assert_close(log_probs, categorical_log_prob(logits, actions))
+
+
+def test_a_rollout_step_writes_its_states_into_the_storage_rows():
+    """With ``record`` (rows of ``replay_storage``) the LSTM step writes what ``replay_fields``
+    would return into the storage, and its outputs are unchanged."""
+    net = RecurrentActorCritic(9, 5, 16, "lstm")
+    storage = net.replay_storage(3, 4, "cpu")
+    assert {key: tuple(rows.shape) for key, rows in storage.items()} == {
+        "hidden": (3, 4, 16),
+        "cell": (3, 4, 16),
+        "gates": (3, 4, 64),
+    }
+    phi, state = torch.rand(4, 9), (torch.rand(1, 4, 16), torch.rand(1, 4, 16))
+    reset = torch.tensor([True, False, False, True])
+    with torch.no_grad():
+        logits, values, plain_state = net.step(phi, state, reset)
+        expected = net.replay_fields(plain_state)
+        record = {key: rows[1] for key, rows in storage.items()}
+        logits_rec, values_rec, state_rec = net.step(phi, state, reset, record)
+    for key, value in expected.items():
+        torch.testing.assert_close(storage[key][1], value)
+    torch.testing.assert_close(logits_rec, logits)
+    torch.testing.assert_close(values_rec, values)
+    assert state_rec[0].data_ptr() == storage["hidden"][1].data_ptr()  # written in place
+    assert RecurrentActorCritic(9, 5, 16, "gru").replay_storage(3, 4, "cpu") == {}
