@@ -75,6 +75,10 @@ class A2C(MetaRLAlgorithm):
         logits, _ = self.network(view.obs)
         return self.network.sample_action(logits, generator), {}, state  # the update recomputes
 
+    def rollout_storage(self, steps: int, batch: int) -> dict[str, torch.Tensor]:
+        """Nothing: a memoryless network has no states to store."""
+        return {}
+
     def make_policy(self) -> MemorylessPolicy:
         """A :class:`baselines.policy.Policy` that acts with this module's network."""
         return MemorylessPolicy(self)

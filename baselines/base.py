@@ -154,9 +154,8 @@ class MetaRLAlgorithm(pl.LightningModule):
 
     def rollout_storage(self, steps: int, batch: int) -> dict[str, torch.Tensor]:
         """Empty [steps, batch, ...] tensors that :meth:`act` fills one row per step (the LSTM's
-        states and gates); empty when this algorithm keeps nothing that way."""
-        replay_storage = getattr(self.network, "replay_storage", None)
-        return replay_storage(steps, batch, self.device) if replay_storage else {}
+        states and gates; empty for a GRU core)."""
+        return self.network.replay_storage(steps, batch, self.device)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Record the class as ``module:Class`` so a checkpoint alone can rebuild the module."""
