@@ -27,6 +27,9 @@ class Policy(Protocol):
 def sample_actions(logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """Sample one action per row from categorical ``logits`` with an explicit generator.
 
+    The plain row-wise draw, kept for the naive parity loops of ``metarl-bench perf``; the suite's
+    own steps draw the same action with :func:`sample_actions_by_column` (faster reductions).
+
     Args:
         logits: float [n, num_actions].
         generator: makes the draw reproducible; None uses torch's global generator.

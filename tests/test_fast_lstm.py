@@ -143,12 +143,19 @@ def test_rl2_targets_use_the_rollouts_own_log_probs_and_values():
 
 @pytest.mark.parametrize("actions_major", [True, False])
 def test_sampling_with_log_prob_is_the_same_draw_as_sample_actions(actions_major):
-    from baselines.policy import categorical_log_prob, sample_actions, sample_actions_with_log_prob
+    from baselines.policy import (
+        categorical_log_prob,
+        sample_actions,
+        sample_actions_by_column,
+        sample_actions_with_log_prob,
+    )
 
     logits = torch.randn(7, 300).t() if actions_major else torch.randn(300, 7)
     actions, log_probs = sample_actions_with_log_prob(logits, torch.Generator().manual_seed(3))
     expected = sample_actions(logits, torch.Generator().manual_seed(3))
     assert torch.equal(actions, expected) and len(set(actions.tolist())) == 7
+    by_column = sample_actions_by_column(logits, torch.Generator().manual_seed(3))
+    assert torch.equal(by_column, expected)
     torch.testing.assert_close(log_probs, categorical_log_prob(logits, actions))
 
 
