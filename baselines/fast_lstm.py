@@ -113,18 +113,22 @@ def lstm_bptt(grad_h, x, h, c, gates, h0, c0, keep, weight_hh):
     """
     steps, batch, hidden = h.shape
     keep = keep.unsqueeze(-1)
-    h_prev = torch.cat([h0[None], h[:-1]]) * keep
-    c_prev = torch.cat([c0[None], c[:-1]]) * keep
-    # Where no trial starts after the first step, the carried gradients need no masking (and
-    # what the first step would carry, into h0 and c0, is not wanted: the states are data).
-    resets_inside = not bool(keep[1:].all())
+    # The steps where some slot's state was zeroed (one read of the mask). Only their rows of the
+    # previous states need masking; where no trial starts after the first step, the carried
+    # gradients need none either (and what the first step would carry, into h0 and c0, is not
+    # wanted: the states are data).
+    reset_steps = [t for t, kept in enumerate(keep.flatten(1).all(1).tolist()) if not kept]
+    resets_inside = any(t > 0 for t in reset_steps)
     grad_weight = x.new_zeros(x.shape[-1] + hidden, 4 * hidden)
     grad_bias = x.new_zeros(4 * hidden)
     carry_h, carry_c = torch.zeros_like(h0), torch.zeros_like(c0)
     for end in range(steps, 0, -CHUNK):
         span = slice(max(0, end - CHUNK), end)
-        inputs = torch.cat([x[span], h_prev[span]], -1)
-        factors = _gate_factors(gates[span], c_prev[span], c[span], keep[span])
+        masked = [t - span.start for t in reset_steps if span.start <= t < end]
+        h_prev = _previous_states(h, h0, span, keep, masked)
+        c_prev = _previous_states(c, c0, span, keep, masked)
+        inputs = torch.cat([x[span], h_prev], -1)
+        factors = _gate_factors(gates[span], c_prev, c[span], keep[span])
         grad_gates = inputs.new_empty(inputs.shape[0], batch, 4, hidden)
         for t in range(inputs.shape[0] - 1, -1, -1):
             carry_h, carry_c = _step_back(
@@ -140,6 +144,20 @@ def lstm_bptt(grad_h, x, h, c, gates, h0, c0, keep, weight_hh):
         grad_weight.addmm_(inputs.view(-1, inputs.shape[-1]).t(), flat)
         grad_bias += flat.sum(0)
     return grad_weight, grad_bias
+
+
+def _previous_states(states, initial, span, keep, masked):
+    """The states [K, B, H] before each step of ``span`` (``initial`` before step 0), zeroed
+    where ``keep`` [T, B, 1] is 0 on the ``masked`` steps (indices within the span): the mask is
+    applied row by row, only where a trial started, instead of over the whole sequence."""
+    if span.start == 0:
+        previous = torch.cat([initial[None], states[: span.stop - 1]])
+    else:
+        previous = states[span.start - 1 : span.stop - 1]
+        previous = previous.clone() if masked else previous
+    for row in masked:
+        previous[row] *= keep[span.start + row]
+    return previous
 
 
 def _gate_factors(gates, c_prev, c, keep):
