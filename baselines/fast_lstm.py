@@ -122,14 +122,17 @@ def lstm_bptt(grad_h, x, h, c, gates, h0, c0, keep, weight_hh):
     grad_weight = x.new_zeros(x.shape[-1] + hidden, 4 * hidden)
     grad_bias = x.new_zeros(4 * hidden)
     carry_h, carry_c = torch.zeros_like(h0), torch.zeros_like(c0)
+    workspace = _chunk_workspace(x, x.shape[-1], hidden)
     for end in range(steps, 0, -CHUNK):
         span = slice(max(0, end - CHUNK), end)
+        chunk = {key: buffer[: end - span.start] for key, buffer in workspace.items()}
         masked = [t - span.start for t in reset_steps if span.start <= t < end]
         h_prev = _previous_states(h, h0, span, keep, masked)
         c_prev = _previous_states(c, c0, span, keep, masked)
-        inputs = torch.cat([x[span], h_prev], -1)
-        factors = _gate_factors(gates[span], c_prev, c[span], keep[span])
-        grad_gates = inputs.new_empty(inputs.shape[0], batch, 4, hidden)
+        inputs = torch.cat([x[span], h_prev], -1, out=chunk["inputs"])
+        carry_keep = keep[span] if resets_inside else None
+        factors = _gate_factors(gates[span], c_prev, c[span], carry_keep, chunk)
+        grad_gates = chunk["grad_gates"]
         for t in range(inputs.shape[0] - 1, -1, -1):
             carry_h, carry_c = _step_back(
                 grad_h[span][t] + carry_h,
@@ -160,25 +163,39 @@ def _previous_states(states, initial, span, keep, masked):
     return previous
 
 
-def _gate_factors(gates, c_prev, c, keep):
-    """Per-step factors of the LSTM backward for a chunk of steps (all [K, B, ...]).
+def _chunk_workspace(like, inputs, hidden):
+    """The buffers of one chunk of the backward, [CHUNK, B, ...] each, reused by every chunk: a
+    large tensor allocated afresh per chunk comes back from the system as new pages, and
+    faulting them in cost more than the arithmetic written into them."""
+    widths = {"slope": (4, hidden), "from_c": (3, hidden), "grad_gates": (4, hidden)}
+    widths.update(inputs=(inputs + hidden,), tanh_c=(hidden,), scratch=(hidden,))
+    widths.update(c_from_h=(hidden,), from_h=(hidden,), carry_c=(hidden,))
+    return {key: like.new_empty(CHUNK, like.shape[1], *width) for key, width in widths.items()}
+
+
+def _gate_factors(gates, c_prev, c, keep, out):
+    """Per-step factors of the LSTM backward for a chunk of steps (all [K, B, ...]), written
+    into the chunk's ``out`` buffers of :func:`_chunk_workspace`.
 
     ``gates`` are :func:`lstm_step`'s activations (i, f, o and s_g = sigmoid(2 z_g)), so
-    g = 2 s_g - 1, whose derivative 1 - g^2 is 4 s_g (1 - s_g).
+    g = 2 s_g - 1, whose derivative 1 - g^2 is 4 s_g (1 - s_g). ``keep`` [K, B, 1] masks the
+    cell gradient carried across a trial start; None where no trial starts inside the sequence.
     """
-    k, batch, hidden = c.shape
-    s = gates.view(k, batch, 4, hidden)
-    slope = torch.addcmul(s, s, s, value=-1.0)  # s (1 - s) for every gate
+    s = gates.view(out["slope"].shape)
+    slope = torch.addcmul(s, s, s, value=-1.0, out=out["slope"])  # s (1 - s) for every gate
     i, f, o, g_half = s.unbind(2)
     d_i, d_f, d_o, d_g_half = slope.unbind(2)
-    tanh_c = c.tanh()
+    tanh_c = torch.tanh(c, out=out["tanh_c"])
     # d gates = [dc, dc, dc, dh] * [g i(1-i), c_prev f(1-f), i (1-g^2), tanh(c) o(1-o)]
-    from_c = torch.empty(k, batch, 3, hidden, dtype=c.dtype, device=c.device)
-    torch.addcmul(-d_i, d_i, g_half, value=2.0, out=from_c[:, :, 0])
+    from_c, scratch = out["from_c"], out["scratch"]
+    torch.mul(g_half, 2.0, out=scratch).sub_(1.0)
+    torch.mul(d_i, scratch, out=from_c[:, :, 0])
     torch.mul(c_prev, d_f, out=from_c[:, :, 1])
     torch.mul(i, d_g_half, out=from_c[:, :, 2]).mul_(4.0)
-    c_from_h = torch.addcmul(o, o * tanh_c, tanh_c, value=-1.0)  # o (1 - tanh(c)^2)
-    return from_c, tanh_c * d_o, c_from_h, f * keep
+    torch.mul(tanh_c, tanh_c, out=scratch)
+    c_from_h = torch.addcmul(o, o, scratch, value=-1.0, out=out["c_from_h"])  # o (1 - tanh^2)
+    carry_c = f if keep is None else torch.mul(f, keep, out=out["carry_c"])
+    return from_c, torch.mul(tanh_c, d_o, out=out["from_h"]), c_from_h, carry_c
 
 
 def _step_back(grad_h, carry_c, factors, grad_gates, weight_hh, keep, carry):
