@@ -133,16 +133,9 @@ def lstm_bptt(grad_h, x, h, c, gates, h0, c0, keep, weight_hh):
         carry_keep = keep[span] if resets_inside else None
         factors = _gate_factors(gates[span], c_prev, c[span], carry_keep, chunk)
         grad_gates = chunk["grad_gates"]
-        for t in range(inputs.shape[0] - 1, -1, -1):
-            carry_h, carry_c = _step_back(
-                grad_h[span][t] + carry_h,
-                carry_c,
-                [factor[t] for factor in factors],
-                grad_gates[t],
-                weight_hh,
-                keep[span][t] if resets_inside else None,
-                carry=span.start + t > 0,
-            )
+        carry_h, carry_c = _chunk_back(
+            grad_h[span], carry_h, carry_c, factors, grad_gates, weight_hh, carry_keep, span.start
+        )
         flat = grad_gates.view(-1, 4 * hidden)
         grad_weight.addmm_(inputs.view(-1, inputs.shape[-1]).t(), flat)
         grad_bias += flat.sum(0)
@@ -198,15 +191,38 @@ def _gate_factors(gates, c_prev, c, keep, out):
     return from_c, torch.mul(tanh_c, d_o, out=out["from_h"]), c_from_h, carry_c
 
 
-def _step_back(grad_h, carry_c, factors, grad_gates, weight_hh, keep, carry):
-    """One step of the recursion: the gates' gradient (into ``grad_gates`` [B, 4, H]) and, if
-    ``carry``, the gradients carried to the previous step's hidden and cell state (masked by
-    ``keep`` [B, 1] unless it is None)."""
-    from_c, from_h, c_from_h, carry_c_factor = factors
-    grad_c = torch.addcmul(carry_c, grad_h, c_from_h)
-    torch.mul(from_c, grad_c.unsqueeze(1), out=grad_gates[:, :3])
-    torch.mul(from_h, grad_h, out=grad_gates[:, 3])
-    if not carry:
-        return grad_h, grad_c
-    carry_h = grad_gates.view(grad_h.shape[0], -1) @ weight_hh
-    return (carry_h if keep is None else carry_h * keep), grad_c * carry_c_factor
+def _chunk_back(grad_h, carry_h, carry_c, factors, grad_gates, weight_hh, keep, start):
+    """The recursion over one chunk's steps, last to first: each step's gate gradients go into
+    ``grad_gates`` [K, B, 4, H], and what reaches the step before the chunk is returned.
+
+    Args:
+        grad_h: the loss's gradient of the chunk's hidden states [K, B, H].
+        carry_h, carry_c: the gradients carried into the chunk's last hidden and cell state.
+        factors: the chunk's :func:`_gate_factors`.
+        grad_gates: the chunk's gate gradients (written).
+        weight_hh: ``nn.LSTM``'s [4H, H] recurrent weight.
+        keep: [K, B, 1], 0 where a trial started; None where none starts inside the sequence.
+        start: the chunk's first step in the sequence (nothing is carried back from step 0).
+
+    Returns:
+        the gradients carried into the hidden and cell state before the chunk.
+    """
+    from_c, from_h, c_from_h, carry_c_factor = (factor.unbind(0) for factor in factors)
+    upstream, keep_rows = grad_h.unbind(0), None if keep is None else keep.unbind(0)
+    rows, gates_c, gates_o = grad_gates.unbind(0), grad_gates[:, :, :3].unbind(0), None
+    gates_o = grad_gates[:, :, 3].unbind(0)
+    grad_h_t = upstream[-1] + carry_h
+    for t in range(len(rows) - 1, -1, -1):
+        grad_c = torch.addcmul(carry_c, grad_h_t, c_from_h[t])
+        torch.mul(from_c[t], grad_c.unsqueeze(1), out=gates_c[t])
+        torch.mul(from_h[t], grad_h_t, out=gates_o[t])
+        if start + t == 0:
+            break
+        carry_c = grad_c * carry_c_factor[t]
+        flat = rows[t].view(grad_c.shape[0], -1)
+        if keep_rows is not None:
+            carried = (flat @ weight_hh) * keep_rows[t]
+            grad_h_t = upstream[t - 1] + carried if t > 0 else carried
+        else:  # h's gradient at the step before, in one product
+            grad_h_t = torch.addmm(upstream[t - 1], flat, weight_hh) if t > 0 else flat @ weight_hh
+    return grad_h_t, carry_c
