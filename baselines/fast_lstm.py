@@ -209,7 +209,7 @@ def _chunk_back(grad_h, carry_h, carry_c, factors, grad_gates, weight_hh, keep, 
     """
     from_c, from_h, c_from_h, carry_c_factor = (factor.unbind(0) for factor in factors)
     upstream, keep_rows = grad_h.unbind(0), None if keep is None else keep.unbind(0)
-    rows, gates_c, gates_o = grad_gates.unbind(0), grad_gates[:, :, :3].unbind(0), None
+    rows, gates_c = grad_gates.unbind(0), grad_gates[:, :, :3].unbind(0)
     gates_o = grad_gates[:, :, 3].unbind(0)
     grad_h_t = upstream[-1] + carry_h
     for t in range(len(rows) - 1, -1, -1):
