@@ -148,7 +148,7 @@ class MetaRLAlgorithm(pl.LightningModule):
         returned. An algorithm whose update needs the behaviour policy's outputs (RL²) overrides
         this.
         """
-        logits, _, state = self.network.step(view.phi, state, view.reset, record)
+        logits, _, state = self.network.step(view.phi, state, view.reset_if_any, record)
         actions = self.network.sample_action(logits, generator)
         return actions, {} if record else self.network.replay_fields(state), state
 

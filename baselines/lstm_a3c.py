@@ -313,7 +313,7 @@ class _ActorLearner:
         completed_return, completed_trials = torch.zeros(()), torch.zeros(())
         for _ in range(self.ctx.rollout_steps):
             view = engine.view
-            logits, _, self.state = self.local.step(view.phi, self.state, view.reset)
+            logits, _, self.state = self.local.step(view.phi, self.state, view.reset_if_any)
             actions = self.local.sample_action(logits, self.action_generator)
             transition, _ = engine.step(actions)
             stored = self.local.replay_fields(self.state)

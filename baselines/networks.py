@@ -232,7 +232,8 @@ class RecurrentActorCritic(ActionHead):
         Args:
             phi: float [n, input_dim].
             state: the hidden state, tensors [1, n, hidden].
-            reset: bool [n]; True where a trial starts at this step.
+            reset: bool [n]; True where a trial starts at this step. None when no slot starts
+                one (:attr:`tasks.StepView.no_trial_starts`): the state is carried unmasked.
             record: this step's rows of :meth:`replay_storage`, which an LSTM step writes its
                 states and gates into (None: they stay in :meth:`replay_fields`).
 
@@ -240,13 +241,13 @@ class RecurrentActorCritic(ActionHead):
             logits [n, num_actions] (the mean, if continuous), values [n] and the new state.
         """
         weights = self._step_weights()
-        # A multiply by the float mask: a broadcast masked_fill costs several times more here.
-        keep = (~reset).to(phi.dtype)[None, :, None]
-        state = tuple(part * keep for part in state)
+        if reset is not None:
+            # A multiply by the float mask: a broadcast masked_fill costs several times more here.
+            keep = (~reset).to(phi.dtype)[None, :, None]
+            state = tuple(part * keep for part in state)
         if self.cell == "lstm":
-            h, c, self.last_gates = lstm_step(
-                phi, state[0][0], state[1][0], *weights[:2], out=record
-            )
+            h, c, gates = lstm_step(phi, state[0][0], state[1][0], *weights[:2], out=record)
+            self.__dict__["last_gates"] = gates  # a plain attribute, without Module.__setattr__
             state = (h[None], c[None])
         else:
             rnn = self.rnn

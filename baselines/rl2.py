@@ -146,7 +146,7 @@ class RL2(MetaRLAlgorithm):
         # The hidden state is zeroed only where view.reset is True: the first step of a trial (a
         # new MDP). An episode end (d_prev = 1) does NOT reset it; the GRU carries what it has
         # learned about this MDP into the next episode. That is the whole of RL²'s fast learner.
-        logits, values, state = self.network.step(view.phi, state, view.reset)
+        logits, values, state = self.network.step(view.phi, state, view.reset_if_any)
         actions, log_probs = self.network.sample_with_log_prob(logits, generator)
         mean, std = self.value_scale()
         return actions, {"values": values * std + mean, "log_probs": log_probs}, state

@@ -98,6 +98,14 @@ class StepView:
     """The MDP parameters (for oracles only; learners must not read them)."""
     state: EnvState
     """The environment state (for oracles only)."""
+    no_trial_starts: bool = False
+    """True when the engine knows, without reading ``reset``, that no slot starts a trial at this
+    step (fixed-length trials, between their boundaries): a policy may skip its reset mask."""
+
+    @property
+    def reset_if_any(self) -> torch.Tensor | None:
+        """``reset``, or None where :attr:`no_trial_starts` (what a recurrent step masks by)."""
+        return None if self.no_trial_starts else self.reset
 
 
 @dataclass
@@ -265,5 +273,10 @@ class TrialEngine:
             active=self.active,
             tasks=self.tasks,
             state=self.state,
+            no_trial_starts=self._between_trial_boundaries(),
         )
         return self.view
+
+    def _between_trial_boundaries(self) -> bool:
+        fixed = self.family.fixed_trial_steps
+        return fixed is not None and self.trial_step % fixed != 0

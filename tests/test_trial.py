@@ -82,3 +82,21 @@ def test_dependent_bandit_difficulties_draw_their_support():
     p = easy.sample(1000, task_generator(0, "train"))["p"]
     assert {round(x, 4) for x in p[:, 0].tolist()} == {0.1, 0.9}
     torch.testing.assert_close(p.sum(1), torch.ones(1000))
+
+
+def test_the_view_says_when_no_trial_can_start_without_reading_reset():
+    """Between the boundaries of fixed-length trials the view vouches that no slot resets (so a
+    recurrent step skips its mask); where trial lengths vary it never does."""
+    family = make_task("bernoulli-bandit", arms=2, pulls=3)
+    bandit = TrialEngine(family, 4, task_generator(0, "train"))
+    bandit.start()
+    views, _ = play(bandit, [[0, 1, 0, 1]] * 7)
+    assert [v.no_trial_starts for v in views] == [False, True, True] * 2 + [False, True]
+    for view in views:
+        assert view.no_trial_starts == (not bool(view.reset.any()))
+        assert (view.reset_if_any is None) == view.no_trial_starts
+    maze = TrialEngine(make_task("maze"), 4, task_generator(0, "train"))
+    maze.start()
+    views, _ = play(maze, [[0, 1, 2, 3]] * 5)
+    assert not any(view.no_trial_starts for view in views)
+    assert all(view.reset_if_any is view.reset for view in views)
