@@ -106,6 +106,16 @@ class ActionHead(nn.Module):
         """log pi(actions), float [...], under ``head_output`` [..., A or d]."""
         return self.action_kind.log_prob(head_output, self.log_std, actions)
 
+    def heads(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The policy head's output [..., A] and the values [...] of ``features`` [..., H] in one
+        product: one node to back-propagate, and the features' gradient comes out whole instead
+        of summed from two heads' (a pass over the features each, at [T, B, H])."""
+        weight = torch.cat([self.policy_head.weight, self.value_head.weight])
+        heads = nn.functional.linear(
+            features, weight, torch.cat([self.policy_head.bias, self.value_head.bias])
+        )
+        return heads[..., :-1], heads[..., -1]
+
     def distribution(self, head_output: torch.Tensor):
         """What the policy losses take: the logits themselves, or a Gaussian distribution."""
         return self.action_kind.distribution(head_output, self.log_std)
@@ -193,7 +203,7 @@ class RecurrentActorCritic(ActionHead):
                 out, state = self._run(inputs[t : t + 1], state)
                 outputs.append(out)
             features = torch.cat(outputs)
-        return self.policy_head(features), self.value_head(features).squeeze(-1), state
+        return (*self.heads(features), state)
 
     def _use_gru_sequence(self, inputs: torch.Tensor, state: RecurrentState) -> bool:
         """A GRU sequence under autograd whose inputs and initial state are data: the update's
@@ -338,7 +348,7 @@ class RecurrentActorCritic(ActionHead):
             rnn.bias_hh_l0,
         )
         final = (hidden[-1:], cell[-1:])
-        return self.policy_head(features), self.value_head(features).squeeze(-1), final
+        return (*self.heads(features), final)
 
     def rerun(
         self, segment: Mapping[str, torch.Tensor], current: bool
@@ -392,4 +402,4 @@ class FeedForwardActorCritic(ActionHead):
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits [..., num_actions] (the mean, if continuous) and values [...] of obs [..., in]."""
         features = self.body(obs)
-        return self.policy_head(features), self.value_head(features).squeeze(-1)
+        return self.heads(features)
