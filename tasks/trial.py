@@ -50,7 +50,8 @@ def build_phi(
         codes: the one-hot table from :func:`action_codes`.
     """
     # One cat, which promotes the done flags to the float dtype.
-    return torch.cat([obs, codes[prev_action + 1], prev_reward[:, None], prev_done[:, None]], 1)
+    one_hot = codes.index_select(0, prev_action + 1)  # cheaper than indexing with a tensor
+    return torch.cat([obs, one_hot, prev_reward[:, None], prev_done[:, None]], 1)
 
 
 def build_continuous_phi(
@@ -189,6 +190,7 @@ class TrialEngine:
         self.episode_step = torch.zeros(n, dtype=torch.long, device=device)
         self.active = torch.ones(n, dtype=torch.bool, device=device)
         self._no_trial_ends = torch.zeros(n, dtype=torch.bool, device=device)  # read-only
+        self._every_slot = torch.ones(n, dtype=torch.bool, device=device)  # read-only
         self.trial_step = 0
         return self._make_view()
 
@@ -200,8 +202,7 @@ class TrialEngine:
         """
         family = self.family
         state, reward, terminated = family.step(self.tasks, self.state, action, self.generator)
-        self.episode_step = self.episode_step + 1
-        episode_done = terminated | (self.episode_step >= family.max_episode_steps)
+        episode_done = self._episode_ends(terminated)
         if not self.auto_reset:  # with auto_reset every slot is always active
             reward, episode_done = reward * self.active, episode_done & self.active
         trial_done = self._trial_done(episode_done)
@@ -212,7 +213,6 @@ class TrialEngine:
         restart = family.initial_state(self.tasks, self.generator)
         self.state = where(episode_done, restart, state) if state else state
         self.episode_index = self.episode_index + episode_done
-        self.episode_step = self.episode_step.masked_fill(episode_done, 0)
         self.prev_action, self.prev_reward, self.prev_done = action, reward, episode_done
         self.reset_mask = trial_done
         self._end_trials(trial_done)
@@ -225,6 +225,16 @@ class TrialEngine:
         return not bool(self.active.any())
 
     # Internals ------------------------------------------------------------------------------
+    def _episode_ends(self, terminated: torch.Tensor) -> torch.Tensor:
+        """Where this step ends an episode (terminated, or the step limit), counting the steps."""
+        limit = self.family.max_episode_steps
+        if limit == 1:  # every step is an episode (a bandit's pull): nothing to count
+            return self._every_slot
+        steps = self.episode_step + 1
+        episode_done = terminated | (steps >= limit)
+        self.episode_step = steps.masked_fill(episode_done, 0)
+        return episode_done
+
     def _trial_done(self, episode_done: torch.Tensor) -> torch.Tensor:
         fixed = self.family.fixed_trial_steps
         self.trial_step += 1
