@@ -155,21 +155,25 @@ def gru_bptt(grad_h, keep, weight_hh, previous, from_state, gates):
     grad_candidate = grad_h.new_empty(steps, hidden, batch)
     grad_all, grad_r, grad_z, grad_hn = _blocks(grad_gates, hidden, 1, 1, 1)
     weight_hh_t = weight_hh.t()
-    carry = torch.zeros_like(grad_h[0])
+    upstream = grad_h.unbind(0)
+    grad = upstream[-1]  # all that reaches h_t: the loss's gradient and what step t + 1 carries
     for end in range(steps, 0, -CHUNK):
         span = slice(max(0, end - CHUNK), end)
         factors = _chunk_factors(previous[span], from_state[span], gates[span])
         for t, step in reversed(list(enumerate(range(span.start, span.stop)))):
             z_factor, hn_factor, candidate_factor, r_factor, z = (factor[t] for factor in factors)
-            grad = grad_h[step] + carry
             torch.mul(grad, z_factor, out=grad_z[step])
             torch.mul(grad, hn_factor, out=grad_hn[step])
             candidate = torch.mul(grad, candidate_factor, out=grad_candidate[step])
             torch.mul(candidate, r_factor, out=grad_r[step])
-            if step > 0:
-                carry = torch.addmm(grad * z, weight_hh_t, grad_all[step])
-                if keep is not None:
-                    carry.mul_(keep[step])
+            if step == 0:
+                break
+            if keep is None:  # h_{t-1}'s gradient: its own, plus g z, plus W_h^T d gates
+                direct = torch.addcmul(upstream[step - 1], grad, z)
+                grad = torch.addmm(direct, weight_hh_t, grad_all[step])
+            else:
+                carried = torch.addmm(grad * z, weight_hh_t, grad_all[step]).mul_(keep[step])
+                grad = upstream[step - 1] + carried
     return grad_gates, grad_candidate
 
 

@@ -148,8 +148,8 @@ class RL2(MetaRLAlgorithm):
         # learned about this MDP into the next episode. That is the whole of RL²'s fast learner.
         logits, values, state = self.network.step(view.phi, state, view.reset_if_any)
         actions, log_probs = self.network.sample_with_log_prob(logits, generator)
-        mean, std = self.value_scale()
-        return actions, {"values": values * std + mean, "log_probs": log_probs}, state
+        # The critic's own outputs: behaviour_outputs puts them in reward units once per batch.
+        return actions, {"values": values, "log_probs": log_probs}, state
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         targets = self.ppo_targets(batch)
@@ -205,7 +205,7 @@ class RL2(MetaRLAlgorithm):
         if self.is_on_policy(batch) and "state_last" in batch:
             last = batch["phi_last"], tuple(batch["state_last"]), batch["reset_last"]
             bootstrap = self.network.step(*last)[1]
-            return batch["log_probs"], batch["values"], bootstrap * std + mean
+            return batch["log_probs"], batch["values"] * std + mean, bootstrap * std + mean
         logits, values, bootstrap = self.recompute(batch)
         log_probs = self.network.log_prob(logits, batch["actions"])
         return log_probs, values * std + mean, bootstrap * std + mean
