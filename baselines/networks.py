@@ -280,7 +280,9 @@ class RecurrentActorCritic(ActionHead):
             params += (self.rnn.bias_hh_l0, self.policy_head.weight, self.policy_head.bias)
             params += (self.value_head.weight, self.value_head.bias)
             self.__dict__["_step_params"] = params
-        key = [(p._version, p.data_ptr()) for p in params]
+        # Versions only grow, so an equal sum means no parameter changed in place; .to() moves
+        # every parameter's data, which the first one's address shows.
+        key = (sum(p._version for p in params), params[0].data_ptr())
         cached = getattr(self, "_step_cache", None)
         if cached is not None and cached[0] == key and not torch.is_grad_enabled():
             return cached[1]

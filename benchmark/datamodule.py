@@ -60,9 +60,11 @@ class RolloutCollector:
         h0 = self.state
         records: dict[str, list[torch.Tensor]] = defaultdict(list)
         storage = module.rollout_storage(steps, engine.batch_size)  # filled in place, row t at t
+        by_step = zip(*storage.values(), strict=True)  # each tensor's rows, step by step
+        rows = [dict(zip(storage, step_rows, strict=True)) for step_rows in by_step]
         for t in range(steps):
             view = engine.view
-            record = {key: rows[t] for key, rows in storage.items()}
+            record = rows[t] if rows else {}
             actions, extra, self.state = module.act(view, self.state, self.action_generator, record)
             transition, _ = engine.step(actions)
             for key, value in {**step_record(view, actions, transition), **extra}.items():
