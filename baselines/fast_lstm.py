@@ -157,9 +157,9 @@ def _previous_states(states, initial, span, keep, masked):
 
 
 def _chunk_workspace(like, inputs, hidden):
-    """The buffers of one chunk of the backward, [CHUNK, B, ...] each, reused by every chunk: a
-    large tensor allocated afresh per chunk comes back from the system as new pages, and
-    faulting them in cost more than the arithmetic written into them."""
+    """The buffers of one chunk of the backward, [CHUNK, B, ...] each, reused by every chunk
+    (allocating them afresh per chunk measured about 2.5 ms slower per backward of 100 steps x
+    256 trials x 48 units, on 29)."""
     widths = {"slope": (4, hidden), "from_c": (3, hidden), "grad_gates": (4, hidden)}
     widths.update(inputs=(inputs + hidden,), tanh_c=(hidden,), scratch=(hidden,))
     widths.update(c_from_h=(hidden,), from_h=(hidden,), carry_c=(hidden,))
