@@ -105,18 +105,32 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    """Run a sweep (resumable, in parallel) and print its comparison table."""
-    from benchmark.sweep import sweep_command
-    from benchmark.tracking import resolve_tracking_uri
+    """Run a sweep (resumable, in parallel) and print its comparison table.
 
-    return sweep_command(
-        args.config,
-        args.overrides,
-        args.launcher,
-        args.workers,
-        resolve_tracking_uri(args.tracking_uri),
-        args.ray_address,
-    )
+    The local pool starts first: its workers import the training stack while this process imports,
+    validates the sweep and opens the store. On a user error or when nothing is left to run, the
+    idle workers are stopped before the command returns.
+    """
+    from benchmark.launchers import LocalLauncher, check_launcher
+
+    check_launcher(args.launcher, args.workers, args.ray_address)
+    pool = LocalLauncher(args.workers) if args.launcher == "local" else None
+    try:
+        from benchmark.sweep import sweep_command
+        from benchmark.tracking import resolve_tracking_uri
+
+        return sweep_command(
+            args.config,
+            args.overrides,
+            args.launcher,
+            args.workers,
+            resolve_tracking_uri(args.tracking_uri),
+            args.ray_address,
+            started=pool,
+        )
+    finally:
+        if pool is not None:
+            pool.close(cancel=True)
 
 
 def cmd_table(args: argparse.Namespace) -> int:

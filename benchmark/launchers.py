@@ -14,7 +14,7 @@ import os
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
 
-from benchmark.worker import Job, execute_job, init_worker
+from benchmark.worker import Job, execute_job, init_worker, worker_ready
 from tasks import ConfigError, require
 
 LAUNCHERS = ("local", "ray")
@@ -60,8 +60,10 @@ class Launcher(Protocol):
 class LocalLauncher:
     """A pool of spawned worker processes on this machine.
 
-    Workers are reused from job to job (their imports cost seconds), each runs one job at a time
-    with one torch thread, and each exits as soon as the driver dies; cancelling terminates them.
+    Every worker starts when the launcher is made and imports the training stack at once (seconds),
+    so a driver that makes the launcher before its own set-up overlaps the two. Workers are reused
+    from job to job, each runs one job at a time with one torch thread, and each exits as soon as
+    the driver dies; cancelling terminates them.
 
     Args:
         workers: pool size (default: the number of cores).
@@ -71,15 +73,21 @@ class LocalLauncher:
         self.slots = workers or os.cpu_count() or 1
         self.description = f"{self.slots} local worker processes"
         self._context = multiprocessing.get_context("spawn")
+        self._closed = False
         self._executor = self._new_executor()
 
     def _new_executor(self) -> futures.ProcessPoolExecutor:
-        return futures.ProcessPoolExecutor(
+        executor = futures.ProcessPoolExecutor(
             max_workers=self.slots,
             mp_context=self._context,
             initializer=init_worker,
-            initargs=(os.getpid(),),
+            initargs=(os.getpid(), self._context.Barrier(self.slots)),
         )
+        # The pool spawns a worker per submitted job while none is idle: one no-op per slot
+        # starts them all now instead of when the first jobs arrive.
+        for _ in range(self.slots):
+            executor.submit(worker_ready)
+        return executor
 
     def submit(self, job: Job) -> futures.Future:
         try:
@@ -99,6 +107,9 @@ class LocalLauncher:
             return {"status": "FAILED", "error": f"the worker process died ({error})"}
 
     def close(self, cancel: bool) -> None:
+        if self._closed:
+            return
+        self._closed = True
         if cancel:
             # No new workers from here on; then stop the running ones (the pool's workers are this
             # process's only multiprocessing children) before the executor joins them.

@@ -55,6 +55,7 @@ def sweep_command(
     tracking_uri: str,
     ray_address: str | None = None,
     results_dir: Path = Path("results"),
+    started: Launcher | None = None,
 ) -> int:
     """Validate a sweep, run what is not finished yet, then print and write its table.
 
@@ -66,6 +67,8 @@ def sweep_command(
         tracking_uri: the MLflow store.
         ray_address: a Ray cluster to join (Ray only).
         results_dir: where ``<name>.md``, ``<name>.csv`` and the plots go.
+        started: a launcher already started by the caller, used instead of making one (the
+            caller closes it).
 
     Returns:
         0 when every run finished, 1 when some failed, 130 when interrupted.
@@ -74,7 +77,7 @@ def sweep_command(
     sweep = load_sweep(source, overrides)
     driver = SweepDriver(sweep, tracking_uri)
     todo = driver.prepare()
-    status = driver.execute(todo, lambda: make_launcher(launcher, workers, ray_address))
+    status = driver.execute(todo, lambda: started or make_launcher(launcher, workers, ray_address))
     if status == EXIT_INTERRUPTED:
         return status
     from benchmark.table import table_command

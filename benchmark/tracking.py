@@ -3,6 +3,9 @@
 The default store is embedded sqlite (``sqlite:///<cwd>/mlflow.db``) with artifacts beside it in
 ``<cwd>/mlartifacts``. ``--tracking-uri`` or ``MLFLOW_TRACKING_URI`` selects another store, such as
 an ``mlflow server`` over HTTP.
+
+MLflow is imported where it is used: sweep workers import this module but never write to a store,
+and importing MLflow costs each of them over a second.
 """
 
 from __future__ import annotations
@@ -15,8 +18,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import mlflow
-from mlflow.tracking import MlflowClient
 from pytorch_lightning.loggers import MLFlowLogger
 
 DEFAULT_EXPERIMENT = "metarl-bench"
@@ -106,6 +107,8 @@ def store_lock(tracking_uri: str) -> Iterator[None]:
 
 def ensure_experiment(tracking_uri: str, experiment: str) -> str:
     """Create the store (if new) and the experiment (if absent) safely; return its id."""
+    from mlflow.tracking import MlflowClient
+
     with store_lock(tracking_uri):
         client = MlflowClient(tracking_uri)
         found = client.get_experiment_by_name(experiment)
@@ -118,6 +121,8 @@ def make_logger(
     tracking_uri: str, experiment: str, run_name: str, tags: dict[str, str]
 ) -> RunLogger:
     """A :class:`RunLogger` whose run exists (created now) in ``experiment``."""
+    import mlflow
+
     mlflow.set_tracking_uri(tracking_uri)
     ensure_experiment(tracking_uri, experiment)
     logger = RunLogger(
@@ -129,5 +134,7 @@ def make_logger(
 
 def download_artifact(tracking_uri: str, run_id: str, path: str, destination: Path) -> Path:
     """Fetch one artifact of a run into ``destination``; return its local path."""
+    from mlflow.tracking import MlflowClient
+
     client = MlflowClient(tracking_uri)
     return Path(client.download_artifacts(run_id, path, str(destination)))

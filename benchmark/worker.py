@@ -10,6 +10,7 @@ The same :func:`execute_job` runs in a local process pool and in a Ray task.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 PARENT_POLL_SECONDS = 0.5
+POOL_READY_SECONDS = 60.0
 
 
 @dataclass
@@ -66,18 +68,40 @@ class Job:
         return f"{self.name} | {self.setting} | seed {self.seed}"
 
 
-def init_worker(parent_pid: int) -> None:
+def init_worker(parent_pid: int, pool_ready: Any = None) -> None:
     """Prepare a pool worker: one torch thread, no per-run output, no Ctrl-C, die with the driver.
 
     Ctrl-C reaches the whole process group; only the driver handles it (it marks the running runs
-    KILLED and terminates the workers), so a worker ignores SIGINT.
+    KILLED and terminates the workers), so a worker ignores SIGINT. The worker then imports the
+    training stack and waits for the pool's other workers, so that all take their first jobs
+    together: the first worker ready would otherwise take every job queued meanwhile.
 
     Args:
         parent_pid: the driver's pid; the worker exits when its parent changes (driver killed).
+        pool_ready: a barrier with one party per pool worker (None: do not wait).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     quiet_worker()
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+    preload_training_stack()
+    if pool_ready is not None:
+        # Past the timeout, a worker that did not come up is not waited for.
+        with contextlib.suppress(threading.BrokenBarrierError):
+            pool_ready.wait(POOL_READY_SECONDS)
+
+
+def preload_training_stack() -> None:
+    """Import what every job needs (torch, Lightning, MLflow, the registries) before the first job.
+
+    Seconds per process, paid while the worker waits for work rather than inside its first run.
+    """
+    import benchmark.policies  # noqa: F401
+    import benchmark.runner  # noqa: F401
+
+
+def worker_ready() -> int:
+    """A job that does nothing: one submitted per slot starts every pool worker. Returns the pid."""
+    return os.getpid()
 
 
 def quiet_worker() -> None:

@@ -16,6 +16,7 @@ from mlflow.tracking import MlflowClient
 from store_support import fresh_store
 
 from benchmark.cli import main
+from benchmark.launchers import LocalLauncher
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "new_algorithm"
 GRU = "my_pkg.gru_a2c:GRUA2C"
@@ -135,6 +136,17 @@ def test_bad_sweep_input_is_one_line_exit_2_and_starts_nothing(
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "results").exists()
+    assert _live_children() == []  # the pool started before validation was stopped
+
+
+def test_the_local_pool_starts_every_worker_before_any_job_and_closes_once():
+    launcher = LocalLauncher(2)
+    try:
+        assert len(_live_children()) == 2
+    finally:
+        launcher.close(cancel=True)
+    assert _live_children() == []
+    launcher.close(cancel=True)  # a second close (the CLI's, after the driver's) does nothing
 
 
 def test_unknown_builtin_sweep_lists_the_builtins(tmp_path, monkeypatch, capsys):
@@ -151,6 +163,21 @@ def _children_of(pid: int) -> list[int]:
 def _alive(pid: int) -> bool:
     stat = Path(f"/proc/{pid}/stat")
     return stat.exists() and stat.read_text().rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def _live_children() -> list[int]:
+    """This process's live child processes, but for multiprocessing's resource tracker.
+
+    The tracker is one helper per process, started with the first spawned worker; it holds no
+    job and outlives the pool by design.
+    """
+    pids = [pid for pid in _children_of(os.getpid()) if _alive(pid)]
+    return [pid for pid in pids if b"resource_tracker" not in _command_line(pid)]
+
+
+def _command_line(pid: int) -> bytes:
+    path = Path(f"/proc/{pid}/cmdline")
+    return path.read_bytes() if path.exists() else b""
 
 
 @pytest.mark.slow  # two sweep invocations of 12 runs and a driver subprocess: ~1-2 minutes
