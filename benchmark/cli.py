@@ -1,7 +1,9 @@
 """The ``metarl-bench`` command line (also ``python -m benchmark``).
 
 Every user error (unknown name or key, wrong type, impossible value) prints one line naming it and
-the valid choices on stderr and exits with status 2, before anything is started or written.
+the valid choices on stderr and exits with status 2, before any run is started or anything is
+written (a sweep's worker pool, started first so that it imports while the sweep is validated, is
+stopped).
 """
 
 from __future__ import annotations

@@ -522,8 +522,9 @@ def sweep_seconds(workers: int, runs: int, env_steps: int) -> tuple[float, float
     Returns:
         the whole command's wall seconds (start-up, table and all, as a user sees them), and the
         seconds of its runs phase: from the first run's start to the last run's end, as the sweep
-        recorded them in MLflow (worker start-up included, the driver's fixed start-up and the
-        final table not).
+        recorded them in MLflow (the driver's fixed start-up and the final table not included;
+        the workers start with the driver and import while it sets up, so what is left of their
+        start-up when the first run starts is included).
     """
     from mlflow.tracking import MlflowClient
 
@@ -551,9 +552,10 @@ def sweep_scaling_row(quick: bool) -> dict[str, Any]:
     """Runs per hour of a sweep of equal runs with 2 local workers against 1 worker.
 
     Runs per hour are over the runs phase (:func:`sweep_seconds`); the whole command's seconds,
-    which add the driver's fixed start-up (about 10 s of imports) and the final table, are shown
-    beside them. Timed in the order 1, 2, 2, 1 workers (once each when quick), so a drift in the
-    machine's load weighs on both; each figure is over the summed seconds.
+    which add the driver's fixed start-up (8-15 s of imports and store set-up, shared with the
+    starting workers) and the final table, are shown beside them. Timed in the order 1, 2, 2, 1
+    workers (once each when quick), so a drift in the machine's load weighs on both; each figure
+    is over the summed seconds.
     """
     runs, steps = (2, 20_000) if quick else (4, 1_000_000)
     order = (1, 2) if quick else (1, 2, 2, 1)
