@@ -68,7 +68,7 @@ class Job:
         return f"{self.name} | {self.setting} | seed {self.seed}"
 
 
-def init_worker(parent_pid: int, pool_ready: Any = None) -> None:
+def init_worker(parent_pid: int, pool_ready: Any) -> None:
     """Prepare a pool worker: one torch thread, no per-run output, no Ctrl-C, die with the driver.
 
     Ctrl-C reaches the whole process group; only the driver handles it (it marks the running runs
@@ -78,20 +78,19 @@ def init_worker(parent_pid: int, pool_ready: Any = None) -> None:
 
     Args:
         parent_pid: the driver's pid; the worker exits when its parent changes (driver killed).
-        pool_ready: a barrier with one party per pool worker (None: do not wait).
+        pool_ready: a barrier with one party per pool worker.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     quiet_worker()
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
     preload_training_stack()
-    if pool_ready is not None:
-        # Past the timeout, a worker that did not come up is not waited for.
-        with contextlib.suppress(threading.BrokenBarrierError):
-            pool_ready.wait(POOL_READY_SECONDS)
+    # Past the timeout, a worker that did not come up is not waited for.
+    with contextlib.suppress(threading.BrokenBarrierError):
+        pool_ready.wait(POOL_READY_SECONDS)
 
 
 def preload_training_stack() -> None:
-    """Import what every job needs (torch, Lightning, MLflow, the registries) before the first job.
+    """Import what every job needs (torch, Lightning, the registries) before the first job.
 
     Seconds per process, paid while the worker waits for work rather than inside its first run.
     """
@@ -99,9 +98,8 @@ def preload_training_stack() -> None:
     import benchmark.runner  # noqa: F401
 
 
-def worker_ready() -> int:
-    """A job that does nothing: one submitted per slot starts every pool worker. Returns the pid."""
-    return os.getpid()
+def worker_ready() -> None:
+    """A job that does nothing: one submitted per slot starts every pool worker."""
 
 
 def quiet_worker() -> None:
