@@ -41,6 +41,7 @@ class A2C(MetaRLAlgorithm):
             self.family.obs_dim,
             self.family.action_width,
             self.cfg.hidden_size,
+            self.cfg.policy_init_gain,
             continuous=self.family.continuous_actions,
         )
 
@@ -96,6 +97,7 @@ class A2C(MetaRLAlgorithm):
             returns,
             self.cfg.value_coef,
             self.cfg.entropy_coef,
+            self.cfg.normalize_advantages,
         )
         self.optimize(loss)
         self.record(batch, parts)

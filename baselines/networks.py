@@ -386,10 +386,18 @@ class FeedForwardActorCritic(ActionHead):
         input_dim: width of the observation s (not phi).
         num_actions: number of discrete actions (the action vector's size when continuous).
         hidden_size: units per hidden layer (two layers).
+        policy_init_gain: orthogonal-init gain of the policy head; None keeps PyTorch's default.
         continuous: a diagonal Gaussian policy head (mean and learned log-std) instead of logits.
     """
 
-    def __init__(self, input_dim: int, num_actions: int, hidden_size: int, continuous=False):
+    def __init__(
+        self,
+        input_dim: int,
+        num_actions: int,
+        hidden_size: int,
+        policy_init_gain: float | None = None,
+        continuous: bool = False,
+    ):
         super().__init__()
         self.body = nn.Sequential(
             nn.Linear(input_dim, hidden_size),
@@ -399,6 +407,9 @@ class FeedForwardActorCritic(ActionHead):
         )
         self.policy_head = nn.Linear(hidden_size, num_actions)
         self.value_head = nn.Linear(hidden_size, 1)
+        if policy_init_gain is not None:
+            nn.init.orthogonal_(self.policy_head.weight, gain=policy_init_gain)
+            nn.init.zeros_(self.policy_head.bias)
         self.init_action_head(num_actions, continuous)
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
