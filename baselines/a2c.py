@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from baselines.base import ActorCriticConfig, MetaRLAlgorithm
+from baselines.base import MetaRLAlgorithm, SegmentedActorCriticConfig
 from baselines.losses import a2c_loss, n_step_returns
 from baselines.networks import FeedForwardActorCritic, RecurrentState
 from baselines.registry import register_algorithm
@@ -24,7 +24,7 @@ from tasks import StepView, TaskFamily
 
 
 @dataclass
-class A2CConfig(ActorCriticConfig):
+class A2CConfig(SegmentedActorCriticConfig):
     """A2C hyperparameters: the LSTM-A2C defaults (Wang et al. 2016) on a two-layer MLP."""
 
 

@@ -8,7 +8,7 @@ in ``build_network`` and implements ``training_step`` over a rollout batch from
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 import pytorch_lightning as pl
@@ -21,12 +21,10 @@ from tasks import StepView, TaskFamily, make_task, phi_dim, require
 
 @dataclass
 class ActorCriticConfig:
-    """Fields shared by the actor-critic algorithms."""
+    """Fields that every actor-critic algorithm reads."""
 
     batch_size: int = 256
     """Parallel trials per rollout (B)."""
-    rollout_steps: int = 0
-    """Steps per rollout segment (t_max); 0 means one whole trial of the family."""
     hidden_size: int = 48
     """Units in the network's core."""
     gamma: float = 0.9
@@ -54,9 +52,6 @@ class ActorCriticConfig:
         for key in ("batch_size", "hidden_size", "log_every"):
             value = getattr(self, key)
             require(value >= 1, f"algo.{key} must be >= 1, got {value}")
-        require(
-            self.rollout_steps >= 0, f"algo.rollout_steps must be >= 0, got {self.rollout_steps}"
-        )
         require(0.0 <= self.gamma <= 1.0, f"algo.gamma must be in [0, 1], got {self.gamma}")
         require(self.lr > 0, f"algo.lr must be > 0, got {self.lr}")
         require(
@@ -68,6 +63,39 @@ class ActorCriticConfig:
             self.lr_schedule in ("constant", "linear"),
             f"algo.lr_schedule must be one of constant, linear, got '{self.lr_schedule}'",
         )
+
+
+@dataclass
+class SegmentedActorCriticConfig(ActorCriticConfig):
+    """The actor-critic fields plus the rollout's segment length, for algorithms whose update
+    learns from segments cut out of a trial (A2C's n-step returns, truncated BPTT)."""
+
+    rollout_steps: int = 0
+    """Steps per rollout segment (t_max); 0 means one whole trial of the family."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        require(
+            self.rollout_steps >= 0, f"algo.rollout_steps must be >= 0, got {self.rollout_steps}"
+        )
+
+
+def check_value_normalization(cfg: Any) -> None:
+    """Validate a config's ``normalize_values`` and ``value_norm_decay``: the decay lies in [0, 1)
+    and differs from its default only where the critic's targets are normalised (elsewhere it
+    would do nothing).
+
+    Args:
+        cfg: a config dataclass with both fields.
+    """
+    decay = cfg.value_norm_decay
+    require(0.0 <= decay < 1.0, f"algo.value_norm_decay must be in [0, 1), got {decay}")
+    default = next(f.default for f in fields(cfg) if f.name == "value_norm_decay")
+    require(
+        cfg.normalize_values or decay == default,
+        f"algo.value_norm_decay acts only with algo.normalize_values=true, got {decay} with "
+        "normalize_values=false",
+    )
 
 
 class MetaRLAlgorithm(pl.LightningModule):
@@ -115,8 +143,9 @@ class MetaRLAlgorithm(pl.LightningModule):
 
     @property
     def rollout_length(self) -> int:
-        """Steps per rollout segment (t_max)."""
-        steps = self.cfg.rollout_steps
+        """Steps per rollout segment (t_max): ``algo.rollout_steps`` where the config has that
+        field and it is not 0, else one whole trial."""
+        steps = getattr(self.cfg, "rollout_steps", 0)
         if steps == 0:
             fixed = self.family.fixed_trial_steps
             return fixed or self.family.episodes_per_trial * self.family.max_episode_steps
@@ -273,4 +302,11 @@ class RecurrentPolicy:
         return actions
 
 
-__all__ = ["ActorCriticConfig", "MetaRLAlgorithm", "RecurrentPolicy", "mask_state"]
+__all__ = [
+    "ActorCriticConfig",
+    "MetaRLAlgorithm",
+    "RecurrentPolicy",
+    "SegmentedActorCriticConfig",
+    "check_value_normalization",
+    "mask_state",
+]

@@ -19,23 +19,19 @@ from typing import Any
 
 import torch
 
-from baselines.base import ActorCriticConfig, MetaRLAlgorithm
+from baselines.base import MetaRLAlgorithm, SegmentedActorCriticConfig, check_value_normalization
 from baselines.losses import a2c_loss, lambda_returns
 from baselines.registry import register_algorithm
 from tasks import require
 
 
 @dataclass
-class LSTMA2CConfig(ActorCriticConfig):
-    """LSTM-A2C hyperparameters (defaults after Wang et al. 2016)."""
+class RecurrentA2CConfig(SegmentedActorCriticConfig):
+    """The fields of the recurrent advantage actor-critics (LSTM-A2C and LSTM-A3C; defaults after
+    Wang et al. 2016)."""
 
     cell: str = "lstm"
     """Recurrent core: lstm (Wang et al.) or gru."""
-    normalize_values: bool = False
-    """The critic predicts returns standardised by running statistics (as RL²'s does), so a long
-    discounted horizon (returns of tens) does not swamp the policy's gradient."""
-    value_norm_decay: float = 0.9
-    """Per-batch decay of the moving mean and second moment of the returns."""
     gae_lambda: float = 1.0
     """Lambda of the TD(lambda) returns the actor and critic learn from: 1 gives Wang et al.'s
     n-step returns; lower trades the returns' variance for the critic's bias (GAE)."""
@@ -46,13 +42,24 @@ class LSTMA2CConfig(ActorCriticConfig):
             self.cell in ("lstm", "gru"), f"algo.cell must be one of lstm, gru, got '{self.cell}'"
         )
         require(
-            0.0 <= self.value_norm_decay < 1.0,
-            f"algo.value_norm_decay must be in [0, 1), got {self.value_norm_decay}",
-        )
-        require(
             0.0 <= self.gae_lambda <= 1.0,
             f"algo.gae_lambda must be in [0, 1], got {self.gae_lambda}",
         )
+
+
+@dataclass
+class LSTMA2CConfig(RecurrentA2CConfig):
+    """LSTM-A2C hyperparameters: the recurrent actor-critic's, plus the critic's target scale."""
+
+    normalize_values: bool = False
+    """The critic predicts returns standardised by running statistics (as RL²'s does), so a long
+    discounted horizon (returns of tens) does not swamp the policy's gradient."""
+    value_norm_decay: float = 0.9
+    """Per-batch decay of the returns' moving moments (with normalize_values)."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_value_normalization(self)
 
 
 @register_algorithm

@@ -14,7 +14,8 @@ the network, which
 
 LSTM-A2C's options mean the same here: ``normalize_advantages`` (per worker batch),
 ``policy_init_gain``, and ``lr_schedule=linear``, which decays the rate over the run's shared
-update counter (Mnih et al. anneal it the same way).
+update counter (Mnih et al. anneal it the same way). LSTM-A2C's ``normalize_values`` is not among
+them: the workers' critics regress raw returns.
 
 Design choices
 --------------
@@ -75,7 +76,7 @@ from torch import nn
 
 from baselines.base import MetaRLAlgorithm
 from baselines.losses import a2c_loss, lambda_returns
-from baselines.lstm_a2c import LSTMA2CConfig
+from baselines.lstm_a2c import RecurrentA2CConfig
 from baselines.networks import RecurrentActorCritic, RecurrentState
 from baselines.registry import register_algorithm
 from tasks import ConfigError, TaskFamily, TrialEngine, require, step_record, task_generator
@@ -88,8 +89,8 @@ JOIN_TIMEOUT_S = 5.0
 
 # Config -------------------------------------------------------------------------------------
 @dataclass
-class LSTMA3CConfig(LSTMA2CConfig):
-    """LSTM-A3C hyperparameters: LSTM-A2C's, per worker, plus the number of workers."""
+class LSTMA3CConfig(RecurrentA2CConfig):
+    """LSTM-A3C hyperparameters: the recurrent actor-critic's, per worker, plus the workers."""
 
     workers: int = 2
     """Actor-learner processes (one per core is the sensible maximum)."""
@@ -100,11 +101,6 @@ class LSTMA3CConfig(LSTMA2CConfig):
     def __post_init__(self):
         super().__post_init__()
         require(self.workers >= 1, f"algo.workers must be >= 1, got {self.workers}")
-        require(
-            not self.normalize_values,
-            "algo.normalize_values is not supported by lstm-a3c (its workers' loss uses raw "
-            "returns); valid: false",
-        )
         require(
             len(self.worker_delays) <= self.workers,
             f"algo.worker_delays has {len(self.worker_delays)} entries for {self.workers} workers",

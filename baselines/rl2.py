@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from baselines.base import ActorCriticConfig, MetaRLAlgorithm
+from baselines.base import ActorCriticConfig, MetaRLAlgorithm, check_value_normalization
 from baselines.losses import gae, ppo_clip_loss
 from baselines.networks import RecurrentActorCritic, RecurrentState
 from baselines.registry import register_algorithm
@@ -65,17 +65,13 @@ class RL2Config(ActorCriticConfig):
     normalize_values: bool = True
     """The critic predicts value targets standardised by running statistics (a moving average)."""
     value_norm_decay: float = 0.9
-    """Per-batch decay of the moving mean and second moment of the value targets."""
+    """Per-batch decay of the value targets' moving moments (with normalize_values)."""
     policy_init_gain: float | None = 0.01
     """Orthogonal-init gain of the policy head (small: a near-uniform initial policy)."""
 
     def __post_init__(self):
         super().__post_init__()
-        require(
-            self.rollout_steps == 0,
-            f"algo.rollout_steps must be 0 for rl2 (PPO over whole trials), "
-            f"got {self.rollout_steps}",
-        )
+        check_value_normalization(self)
         require(
             0.0 <= self.gae_lambda <= 1.0,
             f"algo.gae_lambda must be in [0, 1], got {self.gae_lambda}",
@@ -86,10 +82,6 @@ class RL2Config(ActorCriticConfig):
             f"algo.entropy_schedule must be one of constant, linear, got '{self.entropy_schedule}'",
         )
         require(self.epochs >= 1, f"algo.epochs must be >= 1, got {self.epochs}")
-        require(
-            0.0 <= self.value_norm_decay < 1.0,
-            f"algo.value_norm_decay must be in [0, 1), got {self.value_norm_decay}",
-        )
         require(
             1 <= self.minibatches <= self.batch_size,
             f"algo.minibatches must be in [1, algo.batch_size={self.batch_size}], "

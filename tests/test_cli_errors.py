@@ -22,7 +22,7 @@ from benchmark.config import load_run_config
         (["run", "lstm-a2c", "bernoulli-bandit", "arms"], "not key=value"),
         (
             ["run", "lstm-a3c", "bernoulli-bandit", "algo.normalize_values=true"],
-            "algo.normalize_values is not supported by lstm-a3c",
+            "unknown key 'algo.normalize_values'",
         ),
         (["run", "lstm-a2c", "bernoulli-bandit", "algo.gae_lambda=1.5"], "algo.gae_lambda"),
         (["evaluate", "no-such-policy", "bernoulli-bandit"], "valid strategies:"),
