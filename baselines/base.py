@@ -186,9 +186,21 @@ class MetaRLAlgorithm(pl.LightningModule):
         states and gates; empty for a GRU core)."""
         return self.network.replay_storage(steps, batch, self.device)
 
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Record the class as ``module:Class`` so a checkpoint alone can rebuild the module."""
-        checkpoint["algorithm_class"] = f"{type(self).__module__}:{type(self).__qualname__}"
+    def training_state(self) -> dict[str, Any]:
+        """What a resumable checkpoint needs beyond ``state_dict`` (parameters and buffers, the
+        env-step counter among them): the metric sums accumulated since the last log."""
+        return {"metric_sums": dict(self._metric_sums)}
+
+    def load_optimizer_state(self, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+        """Restore the optimiser from its ``state_dict`` (a resumed run)."""
+        optimizer.load_state_dict(state)
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`training_state`."""
+        self._metric_sums = {
+            key: value.to(self.device) if isinstance(value, torch.Tensor) else value
+            for key, value in state["metric_sums"].items()
+        }
 
     def make_policy(self) -> RecurrentPolicy:
         """A :class:`baselines.policy.Policy` that acts with this module's network."""

@@ -379,6 +379,8 @@ class WorkerPool:
         rollout_steps: t_max.
         seed: the run's seed.
         budget: updates to apply in total, over all workers.
+        done: updates already applied (a run resumed from a checkpoint); the workers claim the
+            rest, and the learning-rate schedule continues from there.
     """
 
     def __init__(
@@ -390,11 +392,12 @@ class WorkerPool:
         rollout_steps: int,
         seed: int,
         budget: int,
+        done: int = 0,
     ):
         self.mp = mp.get_context("spawn")
         self.reports = self.mp.Queue()
         self.start_event, self.stop_event = self.mp.Event(), self.mp.Event()
-        self.claimed, self.applied = self.mp.Value("q", 0), self.mp.Value("q", 0)
+        self.claimed, self.applied = self.mp.Value("q", done), self.mp.Value("q", done)
         shared = {
             "seed": seed,
             "cfg": cfg,
@@ -540,15 +543,43 @@ class LSTMA3C(MetaRLAlgorithm):
         budget = self.trainer.max_steps
         require(budget >= 1, f"lstm-a3c needs a Trainer with max_steps >= 1, got {budget}")
         optimizer = self.trainer.optimizers[0]
+        done = self.reported_updates  # non-zero when resumed from a checkpoint
         self.pool = WorkerPool(
-            self.network, optimizer, self.cfg, self.family, self.rollout_length, seed, budget
+            self.network, optimizer, self.cfg, self.family, self.rollout_length, seed, budget, done
         )
         try:
             self.pool.start()
-            for _ in range(budget):
+            for _ in range(budget - done):
                 yield self.pool.next_report()
         finally:
             self.close_workers()
+
+    def training_state(self) -> dict[str, Any]:
+        """The base's, plus the updates reported so far and each worker's counters."""
+        workers = {
+            "updates": list(self.worker_updates),
+            "staleness": list(self.worker_staleness),
+            "cpu_seconds": list(self.worker_cpu_seconds),
+        }
+        state = super().training_state()
+        return {**state, "reported_updates": self.reported_updates, "workers": workers}
+
+    def load_optimizer_state(self, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+        """Copy the saved statistics into the shared ones in place: the workers hold those very
+        tensors, and ``load_state_dict`` would replace them with private copies."""
+        params = [param for group in optimizer.param_groups for param in group["params"]]
+        for index, param in enumerate(params):
+            for key, value in state["state"][index].items():
+                optimizer.state[param][key].copy_(value)
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`training_state`: the workers claim only the remaining updates."""
+        super().load_training_state(state)
+        self.reported_updates = int(state["reported_updates"])
+        workers = state["workers"]
+        self.worker_updates = list(workers["updates"])
+        self.worker_staleness = list(workers["staleness"])
+        self.worker_cpu_seconds = list(workers["cpu_seconds"])
 
     def close_workers(self) -> None:
         """Shut the worker processes down (idempotent)."""

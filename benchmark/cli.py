@@ -28,6 +28,16 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"error: {self.prog}: {message}\n")
 
 
+def seed_argument(text: str) -> int:
+    """The argparse type of a ``--seed`` option: an integer in [0, 2**32 - 1]."""
+    from benchmark.config import SEED_RANGE, check_seed
+
+    try:
+        return check_seed(int(text))
+    except ValueError:  # int() failed, or check_seed's ConfigError (a ValueError)
+        raise argparse.ArgumentTypeError(f"must be {SEED_RANGE}, got '{text}'") from None
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     """Print the registered algorithms, strategies and task families with their parameters."""
     from dataclasses import fields
@@ -48,13 +58,22 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """Train one algorithm on one family, evaluate it, and record it in MLflow."""
     from benchmark.config import load_run_config
-    from benchmark.runner import train_and_evaluate
+    from benchmark.runner import resume_run, train_and_evaluate
     from benchmark.tracking import resolve_tracking_uri
 
-    spec = load_run_config(args.algo, args.task, args.overrides)
-    summary = train_and_evaluate(
-        spec, resolve_tracking_uri(args.tracking_uri), args.experiment, progress=not args.json
-    )
+    uri = resolve_tracking_uri(args.tracking_uri)
+    if args.resume is not None:
+        given = [args.algo, args.task, *args.overrides]
+        require(
+            not any(given),
+            f"run --resume takes no algorithm, task or overrides (the run's checkpoint holds "
+            f"its config), got: {' '.join(item for item in given if item)}",
+        )
+        summary = resume_run(args.resume, uri, progress=not args.json, plugin=args.algorithm)
+    else:
+        require(args.algo and args.task, "run needs ALGO and TASK, or --resume RUN_ID")
+        spec = load_run_config(args.algo, args.task, args.overrides)
+        summary = train_and_evaluate(spec, uri, args.experiment, progress=not args.json)
     _print_summary(summary, args.json)
     return 0
 
@@ -71,6 +90,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         args.seed,
         args.tracking_uri,
         tune_trials=args.tune_trials,
+        plugin=args.algorithm,
     )
     _print_summary(payload, args.json)
     return 0
@@ -179,10 +199,22 @@ def build_parser() -> OneLineParser:
     sub.add_parser("list", help="registered algorithms, strategies and tasks")
 
     run = sub.add_parser("run", help="train and evaluate one algorithm on one task family")
-    run.add_argument("algo")
-    run.add_argument("task")
+    run.add_argument("algo", nargs="?")
+    run.add_argument("task", nargs="?")
     run.add_argument(
         "overrides", nargs="*", help="key=value, e.g. task.arms=5 algo.lr=0.001 seed=1"
+    )
+    run.add_argument(
+        "--resume",
+        metavar="RUN_ID",
+        default=None,
+        help="continue a KILLED or FAILED run from its last checkpoint, in the same MLflow run",
+    )
+    run.add_argument(
+        "--algorithm",
+        metavar="MODULE:CLASS",
+        default=None,
+        help="with --resume: the plug-in algorithm the run trained (imported only when named)",
     )
     run.add_argument("--json", action="store_true", help="last stdout line is a JSON summary")
     run.add_argument("--experiment", default="metarl-bench", help="MLflow experiment name")
@@ -193,9 +225,15 @@ def build_parser() -> OneLineParser:
     evaluate.add_argument("task")
     evaluate.add_argument("overrides", nargs="*", help="task.* and strategy.* key=value")
     evaluate.add_argument("--trials", type=int, default=1000)
-    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--seed", type=seed_argument, default=0, help="0 to 2**32 - 1")
     evaluate.add_argument("--json", action="store_true")
     evaluate.add_argument("--tune-trials", type=int, default=None, help="default: --trials")
+    evaluate.add_argument(
+        "--algorithm",
+        metavar="MODULE:CLASS",
+        default=None,
+        help="the plug-in algorithm a checkpoint names (a plug-in is imported only when named)",
+    )
     evaluate.add_argument("--tracking-uri", default=argparse.SUPPRESS, help="MLflow tracking URI")
 
     reproduce = sub.add_parser("reproduce", help="reproduce a published table (rl2-table1/2)")
@@ -204,7 +242,7 @@ def build_parser() -> OneLineParser:
     reproduce.add_argument("--trials", type=int, default=None, help="held-out trials per cell")
     reproduce.add_argument("--settings", nargs="+", default=None, help="10x5 (table1), 10 (table2)")
     reproduce.add_argument("--out", default="results", help="directory of the written table")
-    reproduce.add_argument("--seed", type=int, default=0)
+    reproduce.add_argument("--seed", type=seed_argument, default=0, help="0 to 2**32 - 1")
     reproduce.add_argument("--workers", type=int, default=2, help="processes for classical cells")
     reproduce.add_argument("--skip-rl2", action="store_true", help="do not train the RL² column")
     reproduce.add_argument("--experiment", default="reproduce", help="MLflow experiment name")

@@ -3,10 +3,14 @@
 A run's config is layered, each layer validated against the schema (unknown keys are errors):
 
 1. the dataclass defaults of the algorithm, the family, the trainer and the evaluation;
-2. ``configs/algos/<algo>.yaml`` and ``configs/tasks/<task>.yaml``;
+2. ``configs/algos/<algo>.yaml`` and ``configs/tasks/<task>.yaml`` where such a file exists (the
+   suite ships none: its per-algorithm settings live in the pair files);
 3. ``configs/pairs/<algo>/<task>.yaml``: ``base`` plus ``when`` entries whose ``match`` (task
    parameters, after the user's overrides) selects settings such as the budget for 10 pulls;
 4. the user's ``key=value`` overrides (``task.arms=5``, ``algo.lr=0.001``, ``seed=3``).
+
+A seed (the run's ``seed``, ``eval.seed``, a sweep's seeds, ``evaluate --seed``) is an integer in
+[0, 2**32 - 1], the range NumPy's and Lightning's seeding accept.
 """
 
 from __future__ import annotations
@@ -23,6 +27,23 @@ from baselines import get_algorithm_class
 from tasks import ConfigError, get_task_class, require
 
 CONFIG_DIR = Path(__file__).parent / "configs"
+SEED_MAX = 2**32 - 1
+"""The largest valid seed."""
+SEED_RANGE = f"an integer in [0, {SEED_MAX}]"
+
+
+def check_seed(value: Any, name: str = "seed") -> int:
+    """Return ``value`` if it is a valid seed, else raise a one-line ConfigError naming ``name``.
+
+    Args:
+        value: the candidate (an int; a bool, float or string is not a seed).
+        name: how the user wrote the setting, e.g. ``seed``, ``eval.seed`` or ``--seed``.
+    """
+    require(
+        isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= SEED_MAX,
+        f"{name} must be {SEED_RANGE}, got {value!r}",
+    )
+    return value
 
 
 @dataclass
@@ -35,6 +56,8 @@ class TrainerConfig:
     """Lightning accelerator: cpu, gpu or auto (environments follow the module's device)."""
     threads: int = 1
     """torch intra-op threads for this run (a sweep fills cores with runs, not threads)."""
+    checkpoint_every: int = 2_000_000
+    """Env steps between resumable checkpoints (0: none; the final checkpoint is always written)."""
 
     def __post_init__(self):
         require(self.env_steps >= 1, f"trainer.env_steps must be >= 1, got {self.env_steps}")
@@ -43,6 +66,10 @@ class TrainerConfig:
             f"trainer.accelerator must be one of cpu, gpu, cuda, auto, got '{self.accelerator}'",
         )
         require(self.threads >= 1, f"trainer.threads must be >= 1, got {self.threads}")
+        require(
+            self.checkpoint_every >= 0,
+            f"trainer.checkpoint_every must be >= 0, got {self.checkpoint_every}",
+        )
 
 
 @dataclass
@@ -56,6 +83,8 @@ class EvalConfig:
 
     def __post_init__(self):
         require(self.trials >= 1, f"eval.trials must be >= 1, got {self.trials}")
+        if self.seed is not None:
+            check_seed(self.seed, "eval.seed")
 
 
 @dataclass
@@ -89,18 +118,7 @@ def load_run_config(algo_name: str, task_name: str, overrides: list[str]) -> Run
         task_name: a registered family name.
         overrides: ``key=value`` strings with dotted keys.
     """
-    algo_cls = get_algorithm_class(algo_name)
-    task_cls = get_task_class(task_name)
-    schema = OmegaConf.create(
-        {
-            "seed": 0,
-            "algo": OmegaConf.structured(algo_cls.Config),
-            "task": OmegaConf.structured(task_cls.Config),
-            "trainer": OmegaConf.structured(TrainerConfig),
-            "eval": OmegaConf.structured(EvalConfig),
-        }
-    )
-    OmegaConf.set_struct(schema, True)
+    schema = run_schema(algo_name, task_name)
     user = parse_overrides(overrides)
     layers = [_yaml_layer(CONFIG_DIR / "algos" / f"{algo_name}.yaml")]
     layers.append(_yaml_layer(CONFIG_DIR / "tasks" / f"{task_name}.yaml"))
@@ -111,6 +129,40 @@ def load_run_config(algo_name: str, task_name: str, overrides: list[str]) -> Run
     for entry in pair.get("when", []):
         if all(task_params.get(k) == v for k, v in entry["match"].items()):
             config = merge_checked(config, entry["set"], user)
+    check_seed(config.seed)
+    validate_sections(config)
+    return RunSpec(algo_name, task_name, config)
+
+
+def run_schema(algo_name: str, task_name: str) -> DictConfig:
+    """The struct-mode schema of a run's config: seed, algo, task, trainer and eval sections.
+
+    Args:
+        algo_name: a registered algorithm name or ``module:Class``.
+        task_name: a registered family name.
+    """
+    schema = OmegaConf.create(
+        {
+            "seed": 0,
+            "algo": OmegaConf.structured(get_algorithm_class(algo_name).Config),
+            "task": OmegaConf.structured(get_task_class(task_name).Config),
+            "trainer": OmegaConf.structured(TrainerConfig),
+            "eval": OmegaConf.structured(EvalConfig),
+        }
+    )
+    OmegaConf.set_struct(schema, True)
+    return schema
+
+
+def load_resolved_config(algo_name: str, task_name: str, resolved: dict[str, Any]) -> RunSpec:
+    """Validate a stored resolved config (a checkpoint's) against the schema into a RunSpec.
+
+    Args:
+        algo_name: the algorithm the config belongs to.
+        task_name: its family.
+        resolved: the config as plain data.
+    """
+    config = merge_checked(run_schema(algo_name, task_name), resolved)
     validate_sections(config)
     return RunSpec(algo_name, task_name, config)
 
@@ -145,7 +197,9 @@ def merge_checked(base: DictConfig, *layers: Any) -> DictConfig:
         valid = ", ".join(str(k) for k in section)
         raise ConfigError(f"unknown key '{key}'; valid keys here: {valid}") from None
     except OmegaConfBaseException as error:
-        raise ConfigError(f"invalid value for '{error.full_key}': {_one_line(error)}") from None
+        key = str(error.full_key)
+        valid = f" ({key} must be {SEED_RANGE})" if key.rsplit(".", 1)[-1] == "seed" else ""
+        raise ConfigError(f"invalid value for '{key}': {_one_line(error)}{valid}") from None
 
 
 def validate_sections(config: DictConfig) -> None:

@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from baselines.base import MetaRLAlgorithm
+from benchmark.rng import rng_states, set_rng_states
 from tasks import TrialEngine, step_record, task_generator
 
 ENDLESS = 2**62
@@ -78,6 +79,24 @@ class RolloutCollector:
         batch.update(env_steps=steps * engine.batch_size, **self._completed_trials(batch))
         return batch
 
+    def state_dict(self) -> dict[str, Any]:
+        """The collector between two segments: the trial engine, the action sampler's generator,
+        the hidden state carried into the next segment and the running trial returns."""
+        return {
+            "engine": self.engine.state_dict(),
+            "action_generator": self.action_generator.get_state(),
+            "hidden": tuple(self.state),
+            "running_return": self.running_return,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict` (a collector of the same module and seed)."""
+        device = self.module.device
+        self.engine.load_state_dict(state["engine"])
+        self.action_generator.set_state(state["action_generator"])
+        self.state = tuple(part.to(device) for part in state["hidden"])
+        self.running_return = state["running_return"].to(device)
+
     def _completed_trials(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Total reward of the trials that ended in this segment (for the training curve).
 
@@ -111,11 +130,18 @@ class _RolloutStream(IterableDataset):
         return ENDLESS
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        module = self.datamodule.trainer.lightning_module
+        datamodule = self.datamodule
+        module = datamodule.trainer.lightning_module
         if hasattr(module, "training_stream"):
-            yield from module.training_stream(self.datamodule.seed)
+            yield from module.training_stream(datamodule.seed)
             return
-        collector = RolloutCollector(module, self.datamodule.seed)
+        collector = RolloutCollector(module, datamodule.seed)
+        datamodule.collector = collector
+        if datamodule.resume is not None:
+            # Restored here, after the DataLoader drew its base seed from the global generator,
+            # so that the global RNG continues exactly where the checkpointed run left it.
+            collector.load_state_dict(datamodule.resume["collector"])
+            set_rng_states(datamodule.resume["rng"])
         while True:
             yield collector.collect(module.rollout_length)
 
@@ -125,11 +151,24 @@ class MetaRLDataModule(pl.LightningDataModule):
 
     Args:
         seed: the run's seed; training tasks come from its ``train`` stream.
+        resume: the ``data`` section of a resumable checkpoint, or None to start afresh.
     """
 
-    def __init__(self, seed: int):
+    def __init__(self, seed: int, resume: dict[str, Any] | None = None):
         super().__init__()
         self.seed = seed
+        self.resume = resume
+        """A checkpoint's ``data`` section to continue from (its collector and RNG states)."""
+        self.collector: RolloutCollector | None = None
+        """The collector of the running stream (None before the first batch, and for an
+        algorithm with its own ``training_stream``)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """The stream's state between two batches: the collector's and every RNG's."""
+        state: dict[str, Any] = {"rng": rng_states()}
+        if self.collector is not None:
+            state["collector"] = self.collector.state_dict()
+        return state
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(_RolloutStream(self), batch_size=None, num_workers=0)

@@ -24,6 +24,7 @@ def evaluate_reference(
     seed: int,
     tracking_uri: str | None = None,
     tune_trials: int | None = None,
+    plugin: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``reference`` on held-out trials of ``task_name``; return the JSON payload.
 
@@ -36,6 +37,7 @@ def evaluate_reference(
         tracking_uri: the MLflow store holding run ids.
         tune_trials: tuning trials per grid value for a strategy with a grid (default ``trials``);
             its hyperparameter is tuned on the ``tune`` stream unless given as ``strategy.X=``.
+        plugin: the ``module:Class`` a checkpoint of a plug-in algorithm needs (``--algorithm``).
     """
     require(trials >= 1, f"--trials must be >= 1, got {trials}")
     require(
@@ -54,7 +56,7 @@ def evaluate_reference(
     else:
         task_params, params = load_task_config(task_name, overrides)
         family = make_task(task_name, **task_params)
-        policy, device = _learned_policy(reference, family, tracking_uri)
+        policy, device = _learned_policy(reference, family, tracking_uri, plugin)
     result = evaluate_policy(policy, family, trials, seed, device=device)
     return {
         "policy": reference,
@@ -71,7 +73,7 @@ def evaluate_reference(
     }
 
 
-def _learned_policy(reference: str, family, tracking_uri: str | None):
+def _learned_policy(reference: str, family, tracking_uri: str | None, plugin: str | None):
     from benchmark.runner import load_module
 
     is_run_id = re.fullmatch(r"[0-9a-f]{32}", reference) is not None
@@ -80,7 +82,7 @@ def _learned_policy(reference: str, family, tracking_uri: str | None):
             f"unknown policy '{reference}'; valid strategies: {', '.join(sorted(STRATEGIES))}, "
             "or a checkpoint path or an MLflow run id"
         )
-    module = load_module(reference, resolve_tracking_uri(tracking_uri))
+    module = load_module(reference, resolve_tracking_uri(tracking_uri), plugin)
     expected = phi_dim(module.family)
     require(
         phi_dim(family) == expected and family.action_width == module.family.action_width,

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
+import socket
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,13 +22,35 @@ from pytorch_lightning.loggers.logger import Logger, rank_zero_experiment
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from baselines import MetaRLAlgorithm, get_algorithm_class
-from benchmark.config import RunSpec
+from benchmark.checkpoints import (
+    ARTIFACT_DIR,
+    FINAL,
+    LAST,
+    ResumableCheckpoints,
+    build_from_checkpoint,
+    module_payload,
+    read_checkpoint,
+    training_state,
+    write_checkpoint,
+)
+from benchmark.config import RunSpec, load_resolved_config
 from benchmark.datamodule import MetaRLDataModule
 from benchmark.evaluation import EvalResult, evaluate_policy
-from benchmark.tracking import DEFAULT_EXPERIMENT, download_artifact, flatten, git_tags, make_logger
-from tasks import ConfigError
+from benchmark.tracking import (
+    DEFAULT_EXPERIMENT,
+    RunLogger,
+    download_artifact,
+    flatten,
+    git_tags,
+    make_logger,
+    pid_running,
+)
+from tasks import ConfigError, require
 
-CHECKPOINT_ARTIFACT = "checkpoints/final.ckpt"
+CHECKPOINT_ARTIFACT = f"{ARTIFACT_DIR}/{FINAL}"
+RESUME_ARTIFACT = f"{ARTIFACT_DIR}/{LAST}"
+OWNER_HOST, OWNER_PID = "metarl.host", "metarl.pid"
+"""Tags of the process that trains a run (``run --resume`` refuses a run whose owner lives)."""
 
 
 def build_module(spec: RunSpec) -> MetaRLAlgorithm:
@@ -34,7 +59,13 @@ def build_module(spec: RunSpec) -> MetaRLAlgorithm:
     return cls(algo=spec.section("algo"), task_name=spec.task_name, task=spec.section("task"))
 
 
-def make_trainer(spec: RunSpec, module: MetaRLAlgorithm, logger: Any, progress: bool) -> pl.Trainer:
+def make_trainer(
+    spec: RunSpec,
+    module: MetaRLAlgorithm,
+    logger: Any,
+    progress: bool,
+    callbacks: list[pl.Callback] | None = None,
+) -> pl.Trainer:
     """A Lightning Trainer whose ``max_steps`` covers the run's environment-step budget.
 
     ``max_steps`` counts optimizer steps, so it is the number of rollout batches times the
@@ -48,7 +79,8 @@ def make_trainer(spec: RunSpec, module: MetaRLAlgorithm, logger: Any, progress: 
         accelerator=spec.config.trainer.accelerator,
         devices=1,
         logger=logger,
-        enable_checkpointing=False,
+        callbacks=callbacks or [],
+        enable_checkpointing=False,  # the suite's own checkpoints: benchmark.checkpoints
         enable_progress_bar=progress,
         enable_model_summary=False,
         num_sanity_val_steps=0,
@@ -96,28 +128,56 @@ class FitOutcome:
     train_seconds: float
 
 
-def fit_and_evaluate(spec: RunSpec, logger: Any, progress: bool) -> FitOutcome:
+def fit_and_evaluate(
+    spec: RunSpec,
+    logger: Any,
+    progress: bool,
+    checkpoint_path: Path | None = None,
+    on_checkpoint: Callable[[Path], None] | None = None,
+    resume: dict | None = None,
+) -> FitOutcome:
     """Seed, build, train and evaluate one run; training metrics go to ``logger``.
 
     Args:
         spec: the validated run config.
         logger: a Lightning logger (MLflow for ``run``; an in-memory one inside a sweep worker).
-        progress: show Lightning's progress bar.
+        progress: show the run's progress.
+        checkpoint_path: where the resumable checkpoint is written every
+            ``trainer.checkpoint_every`` env steps (None: not written).
+        on_checkpoint: called with the path after each checkpoint is written.
+        resume: a resumable checkpoint (:func:`benchmark.checkpoints.read_checkpoint`) of this
+            run to continue from; on the CPU the run then ends exactly as if never interrupted.
     """
     torch.set_num_threads(spec.config.trainer.threads)
     pl.seed_everything(spec.seed, verbose=False)
     module = build_module(spec)
-    trainer = make_trainer(spec, module, logger, progress)
-    started = time.perf_counter()
-    trainer.fit(module, MetaRLDataModule(spec.seed))
-    train_seconds = time.perf_counter() - started
+    if resume is not None:
+        module.load_state_dict(resume["module"])
+    payload = checkpoint_fields(spec)
+    every = int(spec.config.trainer.checkpoint_every)
+    checkpoints = ResumableCheckpoints(payload, every, checkpoint_path, on_checkpoint, resume)
+    trainer = make_trainer(spec, module, logger, progress, [checkpoints])
+    data = MetaRLDataModule(spec.seed, resume["training"]["data"] if resume else None)
+    trainer.fit(module, data)
+    train_seconds = checkpoints.train_seconds()
     return FitOutcome(module, trainer, evaluate_module(module, spec), train_seconds)
 
 
+def checkpoint_fields(spec: RunSpec, module: MetaRLAlgorithm | None = None) -> dict[str, Any]:
+    """The checkpoint of ``module`` trained under ``spec`` (without a module: the fixed fields)."""
+    return module_payload(spec.algo_name, spec.task_name, spec.config, module)
+
+
 def run_tags(spec: RunSpec) -> dict[str, str]:
-    """The tags of a run: git commit and dirty flag, config hash, algorithm and task names."""
+    """The tags of a run: git commit and dirty flag, config hash, algorithm and task names, and
+    the host and pid of the process that trains it."""
     tags = {**git_tags(), "config_hash": spec.config_hash(), "algorithm": spec.algo_name}
-    return {**tags, "task": spec.task_name}
+    return {**tags, "task": spec.task_name, **owner_tags()}
+
+
+def owner_tags() -> dict[str, str]:
+    """This process as the owner of a run."""
+    return {OWNER_HOST: socket.gethostname(), OWNER_PID: str(os.getpid())}
 
 
 def train_and_evaluate(
@@ -129,7 +189,7 @@ def train_and_evaluate(
         spec: the validated run config.
         tracking_uri: MLflow store.
         experiment: MLflow experiment name.
-        progress: show Lightning's progress bar.
+        progress: show the run's progress.
 
     Returns:
         the run's summary: run_id, evaluation numbers, env_steps, train_seconds.
@@ -137,13 +197,100 @@ def train_and_evaluate(
     logger = make_logger(
         tracking_uri, experiment, f"{spec.algo_name}/{spec.task_name}", run_tags(spec)
     )
-    status = "FAILED"
-    try:
+
+    def log_config() -> None:
         logger.log_hyperparams(flatten(OmegaConf.to_container(spec.config, resolve=True)))
-        fit = fit_and_evaluate(spec, logger, progress)
+        logger.experiment.log_text(logger.run_id, OmegaConf.to_yaml(spec.config), "config.yaml")
+
+    return _train_logged(spec, logger, progress, resume=None, start=log_config)
+
+
+def resume_run(
+    run_id: str, tracking_uri: str, progress: bool = True, plugin: str | None = None
+) -> dict[str, Any]:
+    """Continue a KILLED or FAILED run (or a RUNNING one whose process is gone) in the same
+    MLflow run, from its last resumable checkpoint; metrics continue at the right env steps.
+
+    Args:
+        run_id: the run to continue.
+        tracking_uri: the MLflow store that holds it.
+        progress: show the run's progress.
+        plugin: the ``module:Class`` the user named, if the run trained a plug-in algorithm.
+    """
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    try:
+        run = client.get_run(run_id)
+    except MlflowException as error:
+        raise ConfigError(f"no run '{run_id}' in {tracking_uri} ({_first_line(error)})") from None
+    check_resumable(run)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            local = download_artifact(tracking_uri, run_id, RESUME_ARTIFACT, Path(tmp))
+        except (MlflowException, OSError):
+            raise ConfigError(
+                f"run '{run_id}' has no resumable checkpoint ({RESUME_ARTIFACT}): it stopped "
+                "before its first one; start it again with 'run'"
+            ) from None
+        checkpoint = read_checkpoint(local)
+    build_from_checkpoint(checkpoint, plugin)  # the algorithm must resolve before anything runs
+    spec = load_resolved_config(checkpoint["algorithm"], checkpoint["task"], checkpoint["config"])
+    require(
+        spec.config_hash() == run.data.tags.get("config_hash"),
+        f"the checkpoint of run '{run_id}' does not hold the run's config",
+    )
+    client.update_run(run_id, "RUNNING")
+    client.set_tag(run_id, OWNER_HOST, socket.gethostname())
+    client.set_tag(run_id, OWNER_PID, str(os.getpid()))
+    logger = RunLogger(tracking_uri=tracking_uri, run_id=run_id)
+    return _train_logged(spec, logger, progress, resume=checkpoint)
+
+
+def check_resumable(run: Any) -> None:
+    """Refuse a run that finished, or one still RUNNING whose owning process lives (or whose
+    owner is on another host, where this process cannot tell)."""
+    status, tags, run_id = run.info.status, run.data.tags, run.info.run_id
+    require(status != "FINISHED", f"run '{run_id}' already FINISHED; nothing to resume")
+    if status != "RUNNING":
+        return
+    host, pid = tags.get(OWNER_HOST), int(tags.get(OWNER_PID, "0") or 0)
+    require(
+        host == socket.gethostname(),
+        f"run '{run_id}' is RUNNING on host '{host}'; resume it there",
+    )
+    require(
+        not pid_running(pid), f"run '{run_id}' is still RUNNING in process {pid}; stop it first"
+    )
+
+
+def _train_logged(
+    spec: RunSpec,
+    logger: Any,
+    progress: bool,
+    resume: dict | None,
+    start: Callable[[], None] | None = None,
+) -> dict:
+    """Train (or continue) and evaluate under an open MLflow run, then close it with its status.
+
+    ``start`` (logging the run's config) runs first, inside the same guard.
+    """
+    status = "FAILED"
+    client, run_id = logger.experiment, logger.run_id
+    try:
+        if start is not None:
+            start()
+        with tempfile.TemporaryDirectory() as tmp:
+
+            def log_checkpoint(path: Path) -> None:
+                client.log_artifact(run_id, str(path), ARTIFACT_DIR)
+
+            path = Path(tmp) / LAST
+            fit = fit_and_evaluate(spec, logger, progress, path, log_checkpoint, resume)
         env_steps = int(fit.module.env_steps)
-        summary = summarise(logger.run_id, fit.result, env_steps, fit.train_seconds)
-        log_results(logger, spec, fit.trainer, fit.result, summary)
+        summary = summarise(run_id, fit.result, env_steps, fit.train_seconds)
+        log_results(logger, spec, fit, summary)
         status = "FINISHED"
         return summary
     except (KeyboardInterrupt, SystemExit) as stop:
@@ -196,12 +343,13 @@ def summarise(run_id: str, result: EvalResult, env_steps: int, seconds: float) -
     }
 
 
-def log_results(logger, spec: RunSpec, trainer: pl.Trainer, result: EvalResult, summary) -> None:
+def log_results(logger, spec: RunSpec, fit: FitOutcome, summary: dict[str, Any]) -> None:
     """Log evaluation metrics, the adaptation curve and the artifacts to the run."""
-    logger.log_metrics(eval_metrics(result, summary["train_seconds"]), step=summary["env_steps"])
+    metrics = eval_metrics(fit.result, summary["train_seconds"])
+    logger.log_metrics(metrics, step=summary["env_steps"])
     client, run_id = logger.experiment, logger.run_id
     with tempfile.TemporaryDirectory() as tmp:
-        for path, folder in write_artifacts(spec, trainer, result, Path(tmp)):
+        for path, folder in write_artifacts(spec, fit, Path(tmp)):
             client.log_artifact(run_id, str(path), folder)
 
 
@@ -216,54 +364,57 @@ def eval_metrics(result: EvalResult, train_seconds: float) -> dict[str, float]:
     }
 
 
-def write_artifacts(
-    spec: RunSpec, trainer: pl.Trainer, result: EvalResult, folder: Path
-) -> list[tuple[Path, str | None]]:
+def write_artifacts(spec: RunSpec, fit: FitOutcome, folder: Path) -> list[tuple[Path, str | None]]:
     """Write the run's artifacts into ``folder``; return (file, artifact folder) pairs.
 
     Args:
         spec: the run config (saved as ``config.yaml``).
-        trainer: the fitted trainer (saves ``checkpoints/final.ckpt``).
-        result: the evaluation (saved as ``evaluation.json``, with the adaptation curve).
+        fit: the trained module (saved with its training state as ``checkpoints/final.ckpt``)
+            and its evaluation (saved as ``evaluation.json``, with the adaptation curve).
         folder: an existing local directory.
     """
     (folder / "config.yaml").write_text(OmegaConf.to_yaml(spec.config))
-    (folder / "evaluation.json").write_text(json.dumps(result.as_dict(), indent=2))
-    trainer.save_checkpoint(folder / "final.ckpt", weights_only=False)
+    (folder / "evaluation.json").write_text(json.dumps(fit.result.as_dict(), indent=2))
+    payload = checkpoint_fields(spec, fit.module)
+    payload["training"] = training_state(fit.trainer, fit.module, fit.train_seconds)
+    write_checkpoint(payload, folder / FINAL)
     return [
         (folder / "config.yaml", None),
         (folder / "evaluation.json", None),
-        (folder / "final.ckpt", "checkpoints"),
+        (folder / FINAL, ARTIFACT_DIR),
     ]
 
 
-def load_module(reference: str, tracking_uri: str) -> MetaRLAlgorithm:
-    """Load a trained module from a checkpoint path or an MLflow run id.
+def load_module(reference: str, tracking_uri: str, plugin: str | None = None) -> MetaRLAlgorithm:
+    """Load a trained module from a checkpoint path or an MLflow run id, without running code.
 
     Args:
         reference: a ``.ckpt`` path, or the id of a run that logged ``checkpoints/final.ckpt``.
         tracking_uri: the MLflow store that holds the run.
+        plugin: the ``module:Class`` the user named, which a checkpoint of a plug-in needs.
     """
     path = Path(reference)
     if path.is_file():
-        return _load_checkpoint(path)
+        return _load_checkpoint(path, plugin)
     from mlflow.exceptions import MlflowException
 
     with tempfile.TemporaryDirectory() as tmp:
         try:
             local = download_artifact(tracking_uri, reference, CHECKPOINT_ARTIFACT, Path(tmp))
         except (MlflowException, OSError) as error:
-            message = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise ConfigError(
                 f"'{reference}' is not a strategy, a checkpoint file or a run id with a "
-                f"checkpoint in {tracking_uri} ({message})"
+                f"checkpoint in {tracking_uri} ({_first_line(error)})"
             ) from None
-        return _load_checkpoint(local)
+        return _load_checkpoint(local, plugin)
 
 
-def _load_checkpoint(path: Path) -> MetaRLAlgorithm:
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    cls = get_algorithm_class(checkpoint["algorithm_class"])
-    module = cls.load_from_checkpoint(path, map_location="cpu", weights_only=False)
+def _load_checkpoint(path: Path, plugin: str | None) -> MetaRLAlgorithm:
+    module = build_from_checkpoint(read_checkpoint(path), plugin)
     module.eval()
     return module
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

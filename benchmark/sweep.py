@@ -30,7 +30,7 @@ from mlflow.tracking import MlflowClient
 from benchmark.launchers import Launcher, check_launcher, make_launcher
 from benchmark.progress import SweepProgress
 from benchmark.sweep_config import Sweep, load_sweep
-from benchmark.tracking import ensure_experiment, git_tags
+from benchmark.tracking import ensure_experiment, git_tags, pid_running
 from benchmark.worker import Job
 from tasks import ConfigError
 
@@ -290,22 +290,7 @@ def driver_alive(tags: dict[str, str]) -> bool:
         return False
     if tags.get(HOST) != socket.gethostname():
         return True
-    return _pid_running(int(tags.get(PID, 0) or 0))
-
-
-def _pid_running(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    stat = Path(f"/proc/{pid}/stat")
-    if stat.exists():  # a zombie (killed, not yet reaped) is not running
-        return stat.read_text().rsplit(")", 1)[-1].split()[0] != "Z"
-    return True
+    return pid_running(int(tags.get(PID, 0) or 0))
 
 
 def search_all(client: MlflowClient, experiment_id: str, query: str) -> list[Any]:

@@ -136,5 +136,23 @@ def download_artifact(tracking_uri: str, run_id: str, path: str, destination: Pa
     """Fetch one artifact of a run into ``destination``; return its local path."""
     from mlflow.tracking import MlflowClient
 
+    # MLflow's download bar would break the one-line report of a command's error on stderr.
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
     client = MlflowClient(tracking_uri)
     return Path(client.download_artifacts(run_id, path, str(destination)))
+
+
+def pid_running(pid: int) -> bool:
+    """Whether process ``pid`` runs on this host (a zombie, killed but not reaped, does not)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    if stat.exists():  # a zombie (killed, not yet reaped) is not running
+        return stat.read_text().rsplit(")", 1)[-1].split()[0] != "Z"
+    return True

@@ -162,7 +162,7 @@ def _train(job: Job) -> dict[str, Any]:
     for key, value in eval_metrics(fit.result, fit.train_seconds).items():
         metrics.append((key, float(value), env_steps, stamp))
     with tempfile.TemporaryDirectory() as tmp:
-        files = write_artifacts(spec, fit.trainer, fit.result, Path(tmp))
+        files = write_artifacts(spec, fit, Path(tmp))
         artifacts = {_artifact_path(path, folder): path.read_bytes() for path, folder in files}
     summary = {"mean_total_reward": fit.result.mean_total_reward, "env_steps": env_steps}
     return {"metrics": metrics, "artifacts": artifacts, "extra_params": {}, "summary": summary}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import torch
 
@@ -138,6 +139,30 @@ def step_record(view: StepView, actions: torch.Tensor, transition: Transition) -
     }
 
 
+_ENGINE_FIELDS = (
+    "tasks",
+    "state",
+    "prev_action",
+    "prev_reward",
+    "prev_done",
+    "reset_mask",
+    "episode_index",
+    "episode_step",
+    "active",
+    "trial_step",
+    "env_steps",
+)
+"""The engine's mutable fields, saved and restored by its ``state_dict``."""
+
+
+def _to_device(value: Any, device: torch.device) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, dict):
+        return {key: item.to(device) for key, item in value.items()}
+    return value
+
+
 class TrialEngine:
     """Steps a batch of independent trials of one family.
 
@@ -217,6 +242,23 @@ class TrialEngine:
         self.reset_mask = trial_done
         self._end_trials(trial_done)
         return transition, self._make_view()
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything that decides the engine's next steps: the slots' tasks and environment
+        states, the previous action, reward and done flags, the episode and step counters, and
+        the task stream's generator (plain tensors and ints, safe to save with ``torch.save``)."""
+        fields = {name: getattr(self, name) for name in _ENGINE_FIELDS}
+        return {**fields, "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> StepView:
+        """Continue from :meth:`state_dict` (of an engine of the same family and batch size);
+        return the view of the step it had reached."""
+        self.start()  # the read-only helpers, then every field is overwritten
+        for name in _ENGINE_FIELDS:
+            value = state[name]
+            setattr(self, name, _to_device(value, self.device))
+        self.generator.set_state(state["generator"])
+        return self._make_view()
 
     def all_done(self) -> bool:
         """True when every slot has finished its trial (only meaningful with auto_reset=False)."""

@@ -23,6 +23,7 @@ from mlflow import MlflowClient
 from store_support import fresh_store
 
 from baselines.lstm_a3c import LSTMA3C, LSTMA3CConfig, WorkerError, scheduled_lr, worker_seed
+from benchmark.checkpoints import read_checkpoint
 from benchmark.config import load_run_config
 from benchmark.datamodule import MetaRLDataModule
 from benchmark.runner import CHECKPOINT_ARTIFACT, build_module, load_module, train_and_evaluate
@@ -148,11 +149,11 @@ def test_slow_worker_does_not_hold_back_the_fast_one(tmp_path, monkeypatch):
     history = client.get_metric_history(run.info.run_id, "train/entropy")
     assert [m.step for m in history] == [200 * k for k in range(1, 9)]  # env steps on the x-axis
 
-    checkpoint = torch.load(
-        download_artifact(uri, run.info.run_id, CHECKPOINT_ARTIFACT, tmp_path),
-        weights_only=False,
+    checkpoint = read_checkpoint(
+        download_artifact(uri, run.info.run_id, CHECKPOINT_ARTIFACT, tmp_path)
     )
-    steps = {float(s["step"]) for s in checkpoint["optimizer_states"][0]["state"].values()}
+    optimizer = checkpoint["training"]["optimizers"][0]
+    steps = {float(s["step"]) for s in optimizer["state"].values()}
     assert steps == {float(budget)}  # one optimiser, its step counters shared by both workers
     module = load_module(summary["run_id"], uri)
     assert isinstance(module, LSTMA3C)
