@@ -167,6 +167,8 @@ class ResumableCheckpoints(pl.Callback):
         path: where the checkpoint is written (replaced each time).
         on_write: called with ``path`` after each write (logs it to the run).
         resume: a checkpoint to continue from, or None.
+        extra: called at each write; its plain-data fields join the checkpoint (a sweep worker
+            keeps the metrics logged so far there).
     """
 
     def __init__(
@@ -176,12 +178,15 @@ class ResumableCheckpoints(pl.Callback):
         path: Path | None,
         on_write: Callable[[Path], None] | None = None,
         resume: dict | None = None,
+        extra: Callable[[], dict] | None = None,
     ):
         self.payload, self.every, self.path = payload, every, path
-        self.on_write, self.resume = on_write, resume
+        self.on_write, self.resume, self.extra = on_write, resume, extra
         self.offset = float(resume["training"]["train_seconds"]) if resume else 0.0
         self.started = time.perf_counter()
         self.next_at = 0
+        self.write_seconds = 0.0
+        """Time spent writing and logging checkpoints in this process (their cost)."""
 
     def train_seconds(self) -> float:
         """Training time so far, over every resumption of the run."""
@@ -200,11 +205,14 @@ class ResumableCheckpoints(pl.Callback):
         if steps >= self._budget(trainer, pl_module):
             return  # the run is complete: its final checkpoint follows
         self.next_at = self._after(steps)
-        payload = {**self.payload, "module": pl_module.state_dict()}
+        began = time.perf_counter()
+        payload = {**self.payload, **(self.extra() if self.extra else {})}
+        payload["module"] = pl_module.state_dict()
         payload["training"] = training_state(trainer, pl_module, self.train_seconds())
         write_checkpoint(payload, self.path)
         if self.on_write is not None:
             self.on_write(self.path)
+        self.write_seconds += time.perf_counter() - began
 
     def _after(self, steps: int) -> int:
         return (steps // self.every + 1) * self.every if self.every > 0 else 0

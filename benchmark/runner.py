@@ -126,6 +126,8 @@ class FitOutcome:
     trainer: pl.Trainer
     result: EvalResult
     train_seconds: float
+    checkpoint_seconds: float = 0.0
+    """Of ``train_seconds`` in this process, the time spent writing resumable checkpoints."""
 
 
 def fit_and_evaluate(
@@ -135,6 +137,7 @@ def fit_and_evaluate(
     checkpoint_path: Path | None = None,
     on_checkpoint: Callable[[Path], None] | None = None,
     resume: dict | None = None,
+    checkpoint_extra: Callable[[], dict] | None = None,
 ) -> FitOutcome:
     """Seed, build, train and evaluate one run; training metrics go to ``logger``.
 
@@ -147,6 +150,8 @@ def fit_and_evaluate(
         on_checkpoint: called with the path after each checkpoint is written.
         resume: a resumable checkpoint (:func:`benchmark.checkpoints.read_checkpoint`) of this
             run to continue from; on the CPU the run then ends exactly as if never interrupted.
+        checkpoint_extra: plain-data fields added to each resumable checkpoint (see
+            :class:`benchmark.checkpoints.ResumableCheckpoints`).
     """
     torch.set_num_threads(spec.config.trainer.threads)
     pl.seed_everything(spec.seed, verbose=False)
@@ -155,12 +160,15 @@ def fit_and_evaluate(
         module.load_state_dict(resume["module"])
     payload = checkpoint_fields(spec)
     every = int(spec.config.trainer.checkpoint_every)
-    checkpoints = ResumableCheckpoints(payload, every, checkpoint_path, on_checkpoint, resume)
+    checkpoints = ResumableCheckpoints(
+        payload, every, checkpoint_path, on_checkpoint, resume, checkpoint_extra
+    )
     trainer = make_trainer(spec, module, logger, progress, [checkpoints])
     data = MetaRLDataModule(spec.seed, resume["training"]["data"] if resume else None)
     trainer.fit(module, data)
     train_seconds = checkpoints.train_seconds()
-    return FitOutcome(module, trainer, evaluate_module(module, spec), train_seconds)
+    result = evaluate_module(module, spec)
+    return FitOutcome(module, trainer, result, train_seconds, checkpoints.write_seconds)
 
 
 def checkpoint_fields(spec: RunSpec, module: MetaRLAlgorithm | None = None) -> dict[str, Any]:
@@ -288,8 +296,7 @@ def _train_logged(
 
             path = Path(tmp) / LAST
             fit = fit_and_evaluate(spec, logger, progress, path, log_checkpoint, resume)
-        env_steps = int(fit.module.env_steps)
-        summary = summarise(run_id, fit.result, env_steps, fit.train_seconds)
+        summary = summarise(run_id, fit)
         log_results(logger, spec, fit, summary)
         status = "FINISHED"
         return summary
@@ -329,8 +336,9 @@ def evaluate_module(module: MetaRLAlgorithm, spec: RunSpec) -> EvalResult:
     )
 
 
-def summarise(run_id: str, result: EvalResult, env_steps: int, seconds: float) -> dict[str, Any]:
+def summarise(run_id: str, fit: FitOutcome) -> dict[str, Any]:
     """The run's summary line (what ``run --json`` prints)."""
+    result = fit.result
     return {
         "run_id": run_id,
         "mean_total_reward": result.mean_total_reward,
@@ -338,14 +346,15 @@ def summarise(run_id: str, result: EvalResult, env_steps: int, seconds: float) -
         "trials": result.trials,
         "normalized_score": result.normalized_score,
         "regret": result.regret,
-        "env_steps": env_steps,
-        "train_seconds": seconds,
+        "env_steps": int(fit.module.env_steps),
+        "train_seconds": fit.train_seconds,
+        "checkpoint_seconds": fit.checkpoint_seconds,
     }
 
 
 def log_results(logger, spec: RunSpec, fit: FitOutcome, summary: dict[str, Any]) -> None:
     """Log evaluation metrics, the adaptation curve and the artifacts to the run."""
-    metrics = eval_metrics(fit.result, summary["train_seconds"])
+    metrics = eval_metrics(fit)
     logger.log_metrics(metrics, step=summary["env_steps"])
     client, run_id = logger.experiment, logger.run_id
     with tempfile.TemporaryDirectory() as tmp:
@@ -353,14 +362,16 @@ def log_results(logger, spec: RunSpec, fit: FitOutcome, summary: dict[str, Any])
             client.log_artifact(run_id, str(path), folder)
 
 
-def eval_metrics(result: EvalResult, train_seconds: float) -> dict[str, float]:
+def eval_metrics(fit: FitOutcome) -> dict[str, float]:
     """The end-of-run metrics of a learned run."""
+    result = fit.result
     return {
         "eval/mean_total_reward": result.mean_total_reward,
         "eval/stderr": result.stderr,
         "eval/normalized_score": result.normalized_score,
         "eval/regret": result.regret,
-        "train_seconds": train_seconds,
+        "train_seconds": fit.train_seconds,
+        "checkpoint_seconds": fit.checkpoint_seconds,
     }
 
 

@@ -159,7 +159,7 @@ def _train(job: Job) -> dict[str, Any]:
     env_steps = int(fit.module.env_steps)
     stamp = int(time.time() * 1000)
     metrics = list(logger.history)
-    for key, value in eval_metrics(fit.result, fit.train_seconds).items():
+    for key, value in eval_metrics(fit).items():
         metrics.append((key, float(value), env_steps, stamp))
     with tempfile.TemporaryDirectory() as tmp:
         files = write_artifacts(spec, fit, Path(tmp))
