@@ -25,7 +25,12 @@ class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (and exit status 2)."""
 
     def error(self, message: str):
-        self.exit(EXIT_USAGE, f"error: {self.prog}: {message}\n")
+        self.exit(EXIT_USAGE, f"error: {self.prog}: {one_line(message)}\n")
+
+
+def one_line(message: str) -> str:
+    """``message`` with line breaks and other control characters escaped (``\\n``, ``\\r``)."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in message)
 
 
 def seed_argument(text: str) -> int:
@@ -325,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {one_line(str(error))}", file=sys.stderr)
         return EXIT_USAGE
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
@@ -177,7 +178,7 @@ def parse_overrides(overrides: list[str]) -> DictConfig:
         require("=" in item and not item.startswith("="), f"override '{item}' is not key=value")
     try:
         return OmegaConf.from_dotlist(list(overrides))
-    except OmegaConfBaseException as error:
+    except (OmegaConfBaseException, yaml.YAMLError, ValueError) as error:
         raise ConfigError(f"cannot parse overrides: {_one_line(error)}") from None
 
 

@@ -42,8 +42,10 @@ from omegaconf.errors import OmegaConfBaseException
 
 from benchmark.config import (
     CONFIG_DIR,
+    SEED_RANGE,
     EvalConfig,
     RunSpec,
+    check_seed,
     load_run_config,
     load_task_config,
     merge_checked,
@@ -60,6 +62,8 @@ SWEEP_KEYS += ("strategies", "tasks", "exclude")
 CLI_SWEEP_KEYS = ("name", "experiment", "seeds")
 RUN_SECTIONS = ("algo", "task", "trainer", "eval")
 MIN_SEEDS = 2
+MAX_SEEDS = 1000
+"""Seeds of one sweep at most (a larger count is a typo, not a study)."""
 
 
 @dataclass
@@ -176,16 +180,18 @@ def _entry(entry: Any, valid: tuple[str, ...], where: str) -> dict[str, Any]:
 
 
 def _seeds(value: Any) -> list[int]:
-    if isinstance(value, int) and not isinstance(value, bool):
-        seeds = list(range(value))
-    elif isinstance(value, list) and all(isinstance(s, int) for s in value):
-        seeds = list(dict.fromkeys(value))
-    else:
-        raise ConfigError(f"seeds must be a count or a list of integers, got {value!r}")
-    require(
-        len(seeds) >= MIN_SEEDS,
-        f"seeds must give at least {MIN_SEEDS} seeds (tables report CIs over seeds), got {value!r}",
+    valid = (
+        f"seeds must give at least {MIN_SEEDS} seeds and at most {MAX_SEEDS} (tables report CIs "
+        f"over seeds): a count, or a list of seeds, each {SEED_RANGE}; got {value!r}"
     )
+    if isinstance(value, int) and not isinstance(value, bool):
+        require(MIN_SEEDS <= value <= MAX_SEEDS, valid)
+        return list(range(value))
+    require(isinstance(value, list), valid)
+    for seed in value:
+        check_seed(seed, f"each of seeds {value!r}")
+    seeds = list(dict.fromkeys(value))
+    require(MIN_SEEDS <= len(seeds) <= MAX_SEEDS, valid)
     return seeds
 
 
