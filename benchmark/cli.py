@@ -9,6 +9,7 @@ stopped).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -45,19 +46,50 @@ def seed_argument(text: str) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     """Print the registered algorithms, strategies and task families with their parameters."""
-    from dataclasses import fields
-
     from baselines import algorithm_names
     from baselines.strategies import strategy_names
     from tasks import TASKS
 
     print("algorithms: " + " ".join(algorithm_names()))
     print("strategies: " + " ".join(strategy_names()))
-    print("tasks:")
+    print("tasks (parameter=default, {choices} of a categorical one):")
     for name in sorted(TASKS):
-        params = ", ".join(f"{f.name}={f.default}" for f in fields(TASKS[name].Config))
-        print(f"  {name:<20} {params}")
+        params = [describe_parameter(spec) for spec in dataclasses.fields(TASKS[name].Config)]
+        print("\n".join(wrap_items(params, f"  {name:<20} ", LIST_WIDTH)))
     return 0
+
+
+LIST_WIDTH = 100
+"""Line width of ``list``'s parameter lines."""
+
+
+def describe_parameter(spec: dataclasses.Field) -> str:
+    """``name=default`` of a config field, plus ``{a,b,c}`` when it is categorical.
+
+    Args:
+        spec: a dataclass field (a default or a ``default_factory``; ``metadata["choices"]``).
+    """
+    default = spec.default
+    if default is dataclasses.MISSING and spec.default_factory is not dataclasses.MISSING:
+        default = spec.default_factory()
+    text = f"{spec.name}={'null' if default is None else default}"
+    choices = spec.metadata.get("choices")
+    return f"{text} {{{','.join(choices)}}}" if choices else text
+
+
+def wrap_items(items: list[str], first: str, width: int) -> list[str]:
+    """``items`` joined by commas into lines of at most ``width`` (an item is never split).
+
+    The first line starts with ``first``; later lines are indented as far.
+    """
+    lines, line = [], first
+    for index, item in enumerate(items):
+        if index and len(line) + len(item) + 2 > width:
+            lines.append(line + ",")
+            line = " " * len(first) + item
+        else:
+            line += (", " if index else "") + item
+    return [*lines, line]
 
 
 def cmd_run(args: argparse.Namespace) -> int:

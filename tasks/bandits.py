@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from tasks.base import EnvState, FamilyConfig, TaskBatch, TaskFamily, require
+from tasks.base import EnvState, FamilyConfig, TaskBatch, TaskFamily, check_choices, choice, require
 from tasks.registry import register_task
 
 DEPENDENT_DIFFICULTIES: dict[str, tuple[float, ...] | None] = {
@@ -106,17 +106,13 @@ class BernoulliBandit(BanditFamily):
 class DependentBanditConfig(FamilyConfig):
     """Two arms with p2 = 1 - p1 (Wang et al. 2016)."""
 
-    difficulty: str = "uniform"
+    difficulty: str = choice("uniform", DEPENDENT_DIFFICULTIES)
     """uniform: p1 ~ U[0,1]; easy: p1 in {0.1, 0.9}; medium: {0.25, 0.75}; hard: {0.4, 0.6}."""
     pulls: int = 100
     """Pulls per trial (each pull is one episode)."""
 
     def __post_init__(self):
-        require(
-            self.difficulty in DEPENDENT_DIFFICULTIES,
-            f"task.difficulty must be one of {', '.join(DEPENDENT_DIFFICULTIES)}, "
-            f"got '{self.difficulty}'",
-        )
+        check_choices(self)
         require(
             isinstance(self.pulls, int) and self.pulls >= 1,
             f"task.pulls must be >= 1, got {self.pulls}",

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
 import torch
@@ -75,9 +76,34 @@ def where(mask: torch.Tensor, new: dict[str, torch.Tensor], old: dict[str, torch
     return out
 
 
+def choice(default: str, choices: Iterable[str]) -> Any:
+    """A categorical config field: its default and its valid values (``metadata["choices"]``).
+
+    Args:
+        default: the default value, one of ``choices``.
+        choices: every valid value, in the order they are listed to users.
+    """
+    return field(default=default, metadata={"choices": tuple(choices)})
+
+
+def check_choices(config: FamilyConfig) -> None:
+    """Validate every categorical field of ``config``; raise a one-line ConfigError naming it."""
+    for spec in fields(config):
+        choices = spec.metadata.get("choices")
+        value = getattr(config, spec.name)
+        require(
+            choices is None or value in choices,
+            f"task.{spec.name} must be one of {', '.join(choices or ())}, got '{value}'",
+        )
+
+
 @dataclass
 class FamilyConfig:
-    """Base of every family's parameter dataclass; subclasses validate in ``__post_init__``."""
+    """Base of every family's parameter dataclass; subclasses validate in ``__post_init__``.
+
+    A categorical parameter is declared with :func:`choice`, which records its valid values on the
+    field, and validated with :func:`check_choices`.
+    """
 
     def as_dict(self) -> dict[str, Any]:
         """The parameters as a plain dict."""

@@ -44,7 +44,15 @@ from typing import ClassVar
 
 import torch
 
-from tasks.base import EnvState, FamilyConfig, TaskBatch, TaskFamily, require
+from tasks.base import (
+    EnvState,
+    FamilyConfig,
+    TaskBatch,
+    TaskFamily,
+    check_choices,
+    choice,
+    require,
+)
 from tasks.registry import register_task
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -96,7 +104,7 @@ class ClassicControlConfig(FamilyConfig):
     """Episodes per trial (same physical constants, hidden state carried)."""
     max_steps: int = 200
     """Steps after which an episode is truncated."""
-    dtype: str = "float32"
+    dtype: str = choice("float32", DTYPES)
     """Precision of the physical state: float32 or float64 (observations are always float32)."""
     reference_rollouts: int = 4
     """Monte-Carlo trials per task when estimating the random and oracle reference scores."""
@@ -104,10 +112,7 @@ class ClassicControlConfig(FamilyConfig):
     def __post_init__(self):
         for key in ("episodes", "max_steps", "reference_rollouts"):
             check_positive_int(self, key)
-        require(
-            self.dtype in DTYPES,
-            f"task.dtype must be one of {', '.join(DTYPES)}, got '{self.dtype}'",
-        )
+        check_choices(self)
         for key in self.ranged_keys():
             check_range(self, key)
 
@@ -422,16 +427,12 @@ class AcrobotParamsConfig(ClassicControlConfig):
     """Gravity [m/s^2] (gymnasium: 9.8)."""
     damping: float = 0.0
     """Viscous friction at both joints (torque -damping * joint velocity); 0 is gymnasium."""
-    book_or_nips: str = "book"
+    book_or_nips: str = choice("book", ("book", "nips"))
     """The equations of motion: 'book' (gymnasium's default) or 'nips'."""
 
     def __post_init__(self):
         super().__post_init__()
         require(self.damping >= 0, f"task.damping must be >= 0, got {self.damping}")
-        require(
-            self.book_or_nips in ("book", "nips"),
-            f"task.book_or_nips must be one of book, nips, got '{self.book_or_nips}'",
-        )
 
 
 def wrap(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
