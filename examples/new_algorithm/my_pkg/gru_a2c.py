@@ -19,15 +19,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from baselines.base import ActorCriticConfig, MetaRLAlgorithm
+from baselines.base import MetaRLAlgorithm, SegmentedActorCriticConfig
 from baselines.losses import a2c_loss, gae
 from baselines.networks import RecurrentActorCritic
 from tasks import phi_dim, require
 
 
 @dataclass
-class GRUA2CConfig(ActorCriticConfig):
-    """GRU-A2C hyperparameters: the suite's actor-critic defaults plus GAE's lambda."""
+class GRUA2CConfig(SegmentedActorCriticConfig):
+    """GRU-A2C hyperparameters: the suite's actor-critic defaults (rollout segments included) plus
+    GAE's lambda."""
 
     gae_lambda: float = 0.95
     """GAE lambda: 1 gives Monte Carlo advantages, 0 one-step TD errors."""
@@ -49,7 +50,11 @@ class GRUA2C(MetaRLAlgorithm):
     def build_network(self) -> RecurrentActorCritic:
         """A GRU actor-critic over phi(s, a_prev, r_prev, d_prev)."""
         return RecurrentActorCritic(
-            phi_dim(self.family), self.family.num_actions, self.cfg.hidden_size, cell="gru"
+            phi_dim(self.family),
+            self.family.num_actions,
+            self.cfg.hidden_size,
+            cell="gru",
+            policy_init_gain=self.cfg.policy_init_gain,
         )
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
@@ -66,7 +71,13 @@ class GRUA2C(MetaRLAlgorithm):
         # a2c_loss takes value targets; with targets A + V its advantages are exactly GAE's.
         targets = advantages + values.detach()
         loss, parts = a2c_loss(
-            logits, values, batch["actions"], targets, self.cfg.value_coef, self.cfg.entropy_coef
+            logits,
+            values,
+            batch["actions"],
+            targets,
+            self.cfg.value_coef,
+            self.cfg.entropy_coef,
+            self.cfg.normalize_advantages,
         )
         self.optimize(loss)
         self.record(batch, parts)
