@@ -7,14 +7,19 @@ thread, and hand its record back to the driver. The driver decides how many jobs
 
 from __future__ import annotations
 
-import concurrent.futures as futures
+import contextlib
 import logging
 import multiprocessing
 import os
-from concurrent.futures.process import BrokenProcessPool
+import pickle
+import signal
+import socket
+import time
+from dataclasses import dataclass
+from multiprocessing import connection
 from typing import Any, Protocol
 
-from benchmark.worker import Job, execute_job, init_worker, worker_ready
+from benchmark.worker import Job, execute_job, serve
 from tasks import ConfigError, require
 
 LAUNCHERS = ("local", "ray")
@@ -57,13 +62,39 @@ class Launcher(Protocol):
         """
 
 
+@dataclass(eq=False)
+class LocalHandle:
+    """A job handed to a local worker process; its record once it is done."""
+
+    job: Job
+    pid: int
+    """The worker process that runs it."""
+    record: dict[str, Any] | None = None
+
+
+class _WorkerProcess:
+    """One spawned worker process, the driver's end of its pipe, and the job it runs."""
+
+    def __init__(self, context: Any, pool_ready: Any):
+        self.connection, child = context.Pipe()
+        self.process = context.Process(
+            target=serve, args=(child, os.getpid(), pool_ready), name="metarl-bench-worker"
+        )
+        self.process.start()
+        child.close()
+        self.pool_ready = pool_ready  # held: the process unpickles it after start() returns
+        self.handle: LocalHandle | None = None
+
+
 class LocalLauncher:
-    """A pool of spawned worker processes on this machine.
+    """A pool of spawned worker processes on this machine, each with its own pipe to the driver.
 
     Every worker starts when the launcher is made and imports the training stack at once (seconds),
     so a driver that makes the launcher before its own set-up overlaps the two. Workers are reused
     from job to job, each runs one job at a time with one torch thread, and each exits as soon as
-    the driver dies; cancelling terminates them.
+    the driver dies; cancelling terminates them. The launcher knows which job each process runs:
+    a process that dies (``kill -9``, out of memory) fails only its own job, with its pid and
+    signal in the record, and a fresh process takes its place.
 
     Args:
         workers: pool size (default: the number of cores).
@@ -74,56 +105,111 @@ class LocalLauncher:
         self.description = f"{self.slots} local worker processes"
         self._context = multiprocessing.get_context("spawn")
         self._closed = False
-        self._executor = self._new_executor()
+        pool_ready = self._context.Barrier(self.slots)
+        self._workers = [_WorkerProcess(self._context, pool_ready) for _ in range(self.slots)]
 
-    def _new_executor(self) -> futures.ProcessPoolExecutor:
-        executor = futures.ProcessPoolExecutor(
-            max_workers=self.slots,
-            mp_context=self._context,
-            initializer=init_worker,
-            initargs=(os.getpid(), self._context.Barrier(self.slots)),
-        )
-        # The pool spawns a worker per submitted job while none is idle: one no-op per slot
-        # starts them all now instead of when the first jobs arrive.
-        for _ in range(self.slots):
-            executor.submit(worker_ready)
-        return executor
-
-    def submit(self, job: Job) -> futures.Future:
+    def submit(self, job: Job) -> LocalHandle:
+        index = next((i for i, w in enumerate(self._workers) if w.handle is None), None)
+        if index is None:
+            raise RuntimeError(f"all {self.slots} local workers are busy")
+        worker = self._workers[index]
+        if not worker.process.is_alive():  # it died while idle
+            self._bury(worker)
+            worker = self._workers[index]
+        handle = worker.handle = LocalHandle(job, worker.process.pid)
         try:
-            return self._executor.submit(execute_job, job)
-        except BrokenProcessPool:
-            self._executor = self._new_executor()
-            return self._executor.submit(execute_job, job)
+            worker.connection.send(job)
+        except OSError:  # it died since: the job fails as if it had died running it
+            self._bury(worker)
+        return handle
 
-    def wait(self, handles: list[futures.Future], timeout: float) -> list[futures.Future]:
-        done, _ = futures.wait(handles, timeout=timeout, return_when=futures.FIRST_COMPLETED)
-        return list(done)
+    def wait(self, handles: list[LocalHandle], timeout: float) -> list[LocalHandle]:
+        deadline = time.monotonic() + timeout
+        while True:
+            done = [handle for handle in handles if handle.record is not None]
+            busy = [worker for worker in self._workers if worker.handle is not None]
+            remaining = deadline - time.monotonic()
+            if done or not busy or remaining <= 0:
+                return done
+            owners = {worker.connection: worker for worker in busy}
+            owners.update({worker.process.sentinel: worker for worker in self._workers})
+            for ready in connection.wait(list(owners), remaining):
+                self._collect(owners[ready])
 
-    def result(self, handle: futures.Future) -> dict[str, Any]:
+    def result(self, handle: LocalHandle) -> dict[str, Any]:
+        if handle.record is None:
+            raise RuntimeError(f"the job {handle.job.label} is not done")
+        return handle.record
+
+    def _collect(self, worker: _WorkerProcess) -> None:
+        """Take the record a worker sent, or replace the worker if it died (failing its job)."""
+        if worker.handle is None:
+            if not worker.process.is_alive():
+                self._bury(worker)
+            return
         try:
-            return handle.result()
-        except BrokenProcessPool as error:
-            return {"status": "FAILED", "error": f"the worker process died ({error})"}
+            if worker.connection.poll():
+                worker.handle.record = worker.connection.recv()
+                worker.handle = None
+                return
+        except (EOFError, OSError, pickle.UnpicklingError):
+            pass
+        else:
+            if worker.process.is_alive():
+                return
+        self._bury(worker)
+
+    def _bury(self, worker: _WorkerProcess) -> None:
+        """Fail the job of a dead worker process (if any) and start a fresh one in its place."""
+        process = worker.process
+        worker.pool_ready.abort()  # the workers started with it stop waiting for it
+        process.join(TERMINATE_SECONDS)
+        if process.is_alive():  # its pipe broke but it lives on: it cannot serve any more
+            process.kill()
+            process.join()
+        if worker.handle is not None:
+            worker.handle.record = {
+                "status": "FAILED",
+                "error": f"worker process {process.pid} died ({exit_reason(process.exitcode)})",
+                "worker": f"{socket.gethostname()}:{process.pid}",
+            }
+        worker.connection.close()
+        index = self._workers.index(worker)
+        self._workers[index] = _WorkerProcess(self._context, self._context.Barrier(1))
 
     def close(self, cancel: bool) -> None:
         if self._closed:
             return
         self._closed = True
-        if cancel:
-            # No new workers from here on; then stop the running ones (the pool's workers are this
-            # process's only multiprocessing children) before the executor joins them.
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            workers = multiprocessing.active_children()
-            for process in workers:
-                process.terminate()
-            for process in workers:
-                # Lightning traps SIGTERM to stop training gracefully; do not wait for that.
-                process.join(TERMINATE_SECONDS)
-                if process.is_alive():
-                    process.kill()
-                    process.join()
-        self._executor.shutdown(wait=True, cancel_futures=cancel)
+        for worker in self._workers:
+            if cancel:
+                worker.process.terminate()
+            else:
+                with contextlib.suppress(OSError):
+                    worker.connection.send(None)
+        for worker in self._workers:
+            # Lightning traps SIGTERM to stop training gracefully; do not wait for that.
+            worker.process.join(TERMINATE_SECONDS if cancel else None)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join()
+            worker.connection.close()
+
+
+def exit_reason(code: int | None) -> str:
+    """A process's exit code in words: the signal's name (``SIGKILL``) or ``exit status N``.
+
+    Args:
+        code: :attr:`multiprocessing.Process.exitcode` (negative: killed by that signal).
+    """
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return signal.Signals(-code).name
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit status {code}"
 
 
 class RayLauncher:

@@ -5,7 +5,14 @@ read back as bytes, and the whole record returns to the sweep driver, which is t
 writes to the tracking store. Parallel workers therefore cannot hit sqlite's "database is locked",
 and a run is marked FINISHED only by a live driver that holds its complete record.
 
-The same :func:`execute_job` runs in a local process pool and in a Ray task.
+The same :func:`execute_job` runs in a local process pool (:func:`serve` is a pool process's life)
+and in a Ray task.
+
+A learned job trains with a resumable checkpoint at the path the driver chose (``Job.checkpoint``),
+which also holds the metrics logged so far. A job whose checkpoint file exists and holds its config
+continues from it, so a run whose worker was killed restarts at its last checkpoint, and its record
+still has its whole metric history. On a multi-machine Ray cluster the file is found only where the
+path is on a filesystem that the driver's machine and every node share.
 """
 
 from __future__ import annotations
@@ -56,6 +63,8 @@ class Job:
     """Seed of the held-out test stream (classical jobs)."""
     cpus: int = 1
     """CPU cores the run occupies (worker slots locally, ``num_cpus`` on Ray)."""
+    checkpoint: str = ""
+    """Where a learned run keeps its resumable checkpoint (set by the driver; "" for none)."""
 
     @property
     def setting(self) -> str:
@@ -73,12 +82,13 @@ def init_worker(parent_pid: int, pool_ready: Any) -> None:
 
     Ctrl-C reaches the whole process group; only the driver handles it (it marks the running runs
     KILLED and terminates the workers), so a worker ignores SIGINT. The worker then imports the
-    training stack and waits for the pool's other workers, so that all take their first jobs
-    together: the first worker ready would otherwise take every job queued meanwhile.
+    training stack and waits for the other workers started with it, so that the pool's first jobs
+    start together.
 
     Args:
         parent_pid: the driver's pid; the worker exits when its parent changes (driver killed).
-        pool_ready: a barrier with one party per pool worker.
+        pool_ready: a barrier with one party per worker started together (the launcher aborts
+            it when one of them dies).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     quiet_worker()
@@ -98,10 +108,6 @@ def preload_training_stack() -> None:
     import benchmark.runner  # noqa: F401
 
 
-def worker_ready() -> None:
-    """A job that does nothing: one submitted per slot starts every pool worker."""
-
-
 def quiet_worker() -> None:
     """One intra-op thread and no Lightning chatter: a sweep fills cores with runs, not threads."""
     import torch
@@ -119,6 +125,27 @@ def _watch_parent(parent_pid: int) -> None:
     os._exit(1)
 
 
+def serve(connection: Any, parent_pid: int, pool_ready: Any) -> None:
+    """A local pool process: prepare, then run each job the driver sends and send back its record.
+
+    The process ends when the driver sends None, or when the driver's end of the pipe closes.
+
+    Args:
+        connection: this process's end of its pipe to the driver.
+        parent_pid: the driver's pid (see :func:`init_worker`).
+        pool_ready: a barrier with one party per worker started together.
+    """
+    init_worker(parent_pid, pool_ready)
+    while True:
+        try:
+            job = connection.recv()
+        except (EOFError, OSError):
+            return
+        if job is None:
+            return
+        connection.send(execute_job(job))
+
+
 def execute_job(job: Job) -> dict[str, Any]:
     """Run one job; return its record (never raises for an ordinary failure of the run).
 
@@ -127,7 +154,8 @@ def execute_job(job: Job) -> dict[str, Any]:
 
     Returns:
         ``status`` (FINISHED or FAILED), ``metrics`` [(key, value, step, ms)], ``extra_params``,
-        ``artifacts`` {relative path: bytes}, ``summary``, ``seconds``, ``worker`` and, on failure,
+        ``artifacts`` {relative path: bytes}, ``summary``, ``seconds``, ``worker``,
+        ``resumed_from_env_steps`` (a learned run continued from its checkpoint) and, on failure,
         ``error`` (one line) and ``traceback``.
     """
     quiet_worker()
@@ -154,8 +182,19 @@ def _train(job: Job) -> dict[str, Any]:
     spec = load_run_config(job.name, job.task, job.overrides)
     if spec.config_hash() != job.config_hash:
         raise RuntimeError(f"config of {job.label} resolved differently in the worker")
+    path = Path(job.checkpoint) if job.checkpoint else None
+    resume = resume_point(job, path)
     logger = MemoryLogger()
-    fit = fit_and_evaluate(spec, logger, progress=False)
+    if resume is not None:
+        logger.history = [tuple(row) for row in resume["metrics"]]
+    fit = fit_and_evaluate(
+        spec,
+        logger,
+        False,
+        path,
+        resume=resume,
+        checkpoint_extra=lambda: {"metrics": logger.history},
+    )
     env_steps = int(fit.module.env_steps)
     stamp = int(time.time() * 1000)
     metrics = list(logger.history)
@@ -165,7 +204,36 @@ def _train(job: Job) -> dict[str, Any]:
         files = write_artifacts(spec, fit, Path(tmp))
         artifacts = {_artifact_path(path, folder): path.read_bytes() for path, folder in files}
     summary = {"mean_total_reward": fit.result.mean_total_reward, "env_steps": env_steps}
-    return {"metrics": metrics, "artifacts": artifacts, "extra_params": {}, "summary": summary}
+    record = {"metrics": metrics, "artifacts": artifacts, "extra_params": {}, "summary": summary}
+    if resume is not None:
+        record["resumed_from_env_steps"] = int(resume["module"]["env_steps"])
+    return record
+
+
+def resume_point(job: Job, path: Path | None) -> dict | None:
+    """The checkpoint at ``path`` if it is one of ``job``'s run, else None (start from zero).
+
+    It must name the job's algorithm (no other plug-in is imported), resolve to the job's config
+    hash and carry the metrics logged before it.
+
+    Args:
+        job: the learned run about to train.
+        path: its checkpoint path (None: the job has none).
+    """
+    if path is None or not path.is_file():
+        return None
+    from benchmark.checkpoints import read_checkpoint
+    from benchmark.config import load_resolved_config
+    from tasks import ConfigError
+
+    try:
+        checkpoint = read_checkpoint(path)
+        if checkpoint.get("algorithm") != job.name or "metrics" not in checkpoint:
+            return None
+        spec = load_resolved_config(job.name, str(checkpoint["task"]), checkpoint["config"])
+    except (ConfigError, KeyError, TypeError):
+        return None
+    return checkpoint if spec.config_hash() == job.config_hash else None
 
 
 def _evaluate(job: Job) -> dict[str, Any]:
