@@ -71,17 +71,22 @@ def make_trainer(
     ``max_steps`` counts optimizer steps, so it is the number of rollout batches times the
     module's ``optimizer_steps_per_batch`` (several for PPO's epochs of minibatches).
     """
+    from benchmark.progress import RunProgress
+
     steps_per_update = module.cfg.batch_size * module.rollout_length
     updates = max(1, math.ceil(spec.config.trainer.env_steps / steps_per_update))
+    callbacks = list(callbacks or [])
+    if progress:  # env steps against the budget, in place of Lightning's batch counter
+        callbacks.append(RunProgress(spec.config.trainer.env_steps))
     return pl.Trainer(
         max_steps=updates * module.optimizer_steps_per_batch,
         max_epochs=-1,
         accelerator=spec.config.trainer.accelerator,
         devices=1,
         logger=logger,
-        callbacks=callbacks or [],
+        callbacks=callbacks,
         enable_checkpointing=False,  # the suite's own checkpoints: benchmark.checkpoints
-        enable_progress_bar=progress,
+        enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
         deterministic=False,

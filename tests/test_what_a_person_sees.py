@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import io
+import os
 import re
+import subprocess
+import sys
+import types
 
 import pytest
+import torch
+from rich.console import Console
 
 from benchmark.cli import LIST_WIDTH, main
+from benchmark.progress import INTERVAL_ENV, RunProgress
 from tasks import TASKS, ConfigError
 
 
@@ -53,3 +61,55 @@ def test_the_listed_choices_are_exactly_what_the_family_accepts(name, capsys):
             assert getattr(config(**{spec.name: value}), spec.name) == value
         with pytest.raises(ConfigError, match=rf"task.{spec.name} must be one of "):
             config(**{spec.name: "not-a-choice"})
+
+
+PROGRESS_LINE = re.compile(
+    r"^run env steps (?P<steps>[\d,]+)/(?P<budget>[\d,]+) \((?P<percent>\d+)%\) \| "
+    r"(?P<rate>[\d,]+) steps/s \| trial return (?P<ret>\S+) \| elapsed \d+:\d\d \| "
+    r"ETA (?P<eta>\d+:\d\d|\?)$"
+)
+
+
+def test_a_non_interactive_run_prints_env_steps_against_the_budget(tracking_uri, tmp_path):
+    env = {**os.environ, INTERVAL_ENV: "0.2"}
+    command = [sys.executable, "-m", "benchmark", "run", "lstm-a2c", "bernoulli-bandit"]
+    command += ["trainer.env_steps=20000", "eval.trials=50"]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "Epoch" not in done.stderr and "it/s" not in done.stderr
+    lines = [PROGRESS_LINE.match(line) for line in done.stderr.splitlines()]
+    lines = [match for match in lines if match]
+    assert len(lines) >= 2, done.stderr
+    steps = [int(match["steps"].replace(",", "")) for match in lines]
+    assert steps == sorted(steps) and steps[-1] >= 20_000
+    assert {match["budget"] for match in lines} == {"20,000"}
+    assert lines[-1]["percent"] == "100" and lines[-1]["eta"] == "0:00"
+    assert all(int(match["rate"].replace(",", "")) > 0 for match in lines)
+    assert float(lines[-1]["ret"]) > 0  # a bandit trial's return: pulls rewarded 0 or 1
+
+
+def test_on_a_terminal_the_run_progress_is_a_live_bar(monkeypatch):
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=160)
+    callback = RunProgress(1000, console=console)
+    module = types.SimpleNamespace(env_steps=torch.tensor(200))
+    callback.on_train_start(None, module)
+    batch = {"completed_return": torch.tensor(9.0), "completed_trials": torch.tensor(2.0)}
+    module.env_steps += 300
+    monkeypatch.setattr(callback, "shown", -1e9)  # as if the last refresh was long ago
+    callback.on_train_batch_end(None, module, None, batch, 0)
+    assert callback.progress is not None and callback.trial_return == 4.5
+    module.env_steps += 500
+    callback.on_train_end(None, module)
+    text = out.getvalue()
+    assert callback.progress is None and "run env steps" not in text  # no plain lines
+    assert "env steps 1,000/1,000 (100%)" in text and "trial return 4.5" in text
+
+
+def test_the_progress_text_counts_rate_and_eta_from_the_steps_of_this_process():
+    callback = RunProgress(10_000, interval=60, console=Console(file=io.StringIO()))
+    callback.start_steps = 4_000  # a resumed run
+    text = callback.describe(6_000, elapsed=2.0)
+    assert text.startswith("env steps 6,000/10,000 (60%) | 1,000 steps/s | trial return n/a")
+    assert text.endswith("elapsed 0:02 | ETA 0:04")
+    assert callback.describe(4_000, elapsed=0.0).endswith("ETA ?")
