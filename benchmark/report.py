@@ -115,7 +115,21 @@ def methods_text(report: Report) -> list[str]:
         "of Y on the same setting, averaged over settings (Agarwal et al. 2021). "
         f"95% CIs: {stats.BOOTSTRAP}.",
     ]
-    return lines + report.notes
+    return lines + _caveat_text(report) + report.notes
+
+
+def _caveat_text(report: Report) -> list[str]:
+    """The sentence that explains the caveats of bootstrap CIs, where any CI has one."""
+    notes = report.summary.get("ci_note", pd.Series(dtype=object))
+    if not notes.fillna("").astype(bool).any():
+        return []
+    return [
+        f"A CI marked 'n too small' resamples fewer than {stats.MIN_BOOTSTRAP_SEEDS} seeds in "
+        "some setting: n seeds have only C(2n - 1, n) distinct resamples (10 for n = 3), too few "
+        "for a 95% interval; 'zero width' means every resample gave the estimate (P(X > Y) = 1 "
+        "so marked: each run of X beat each run of Y in every setting, which resampling those "
+        "runs cannot change)."
+    ]
 
 
 def _markdown(report: Report, plots_relative_to: Path | None) -> str:
@@ -206,7 +220,9 @@ def _bracket(entry: pd.Series) -> str:
     if math.isnan(entry["ci_low"]):
         return _number(entry["estimate"])
     low, high = _number(entry["ci_low"]), _number(entry["ci_high"])
-    return f"{_number(entry['estimate'])} [{low}, {high}]"
+    note = entry.get("ci_note", "")
+    caveat = f" ({note})" if isinstance(note, str) and note else ""
+    return f"{_number(entry['estimate'])} [{low}, {high}]{caveat}"
 
 
 def _number(value: float) -> str:

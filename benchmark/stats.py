@@ -5,11 +5,15 @@ statistical precipice", the rliable library).
 - Across settings: the interquartile mean (IQM) of normalised scores over all runs, and the
   probability of improvement P(X > Y), each with a 95% stratified-bootstrap confidence interval:
   seeds are resampled with replacement within each setting (the strata), independently, by
-  ``scipy.stats.bootstrap`` (percentile method).
+  ``scipy.stats.bootstrap`` (percentile method). With fewer than :data:`MIN_BOOTSTRAP_SEEDS` seeds
+  in a setting such an interval carries a caveat (:func:`bootstrap_caveat`): n seeds have only
+  C(2n - 1, n) distinct resamples (10 for n = 3), and where X's seeds all beat Y's in every
+  setting each resample does too, so P(X > Y)'s interval is [1, 1] whatever the true spread.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -24,6 +28,8 @@ BOOTSTRAP = (
     "stratified bootstrap over seeds within settings "
     f"(scipy.stats.bootstrap, percentile, {RESAMPLES} resamples)"
 )
+MIN_BOOTSTRAP_SEEDS = 5
+"""Fewest seeds in every setting for which a bootstrap interval is reported without a caveat."""
 
 
 def mean_ci(values: Sequence[float] | np.ndarray, axis: int = -1) -> tuple[Any, Any]:
@@ -140,3 +146,27 @@ def _bootstrap(samples: list[np.ndarray], statistic, seed: int) -> tuple[float, 
         )
     interval = result.confidence_interval
     return float(interval.low), float(interval.high)
+
+
+def distinct_resamples(seeds: int) -> int:
+    """How many different multisets a resample with replacement of ``seeds`` values can be."""
+    return math.comb(2 * seeds - 1, seeds)
+
+
+def bootstrap_caveat(seeds_per_setting: Sequence[int], low: float, high: float) -> str:
+    """The caveats of a stratified-bootstrap interval, "" when none applies.
+
+    Args:
+        seeds_per_setting: the seeds (runs) of each stratum the statistic resampled.
+        low: the interval's lower bound (nan when none was computed).
+        high: its upper bound.
+    """
+    if math.isnan(low):
+        return ""
+    fewest, caveats = min(seeds_per_setting), []
+    if fewest < MIN_BOOTSTRAP_SEEDS:
+        resamples = distinct_resamples(fewest)
+        caveats.append(f"n too small: {fewest} seeds in a setting, {resamples} distinct resamples")
+    if low == high:
+        caveats.append("zero width: every resample gave the same value")
+    return "; ".join(caveats)

@@ -51,7 +51,8 @@ class Report:
     tidy: pd.DataFrame = field(repr=False)
     """One row per (run, metric)."""
     summary: pd.DataFrame = field(repr=False)
-    """One row per (scope, setting, algorithm, statistic): n, estimate, ci_low, ci_high, method."""
+    """One row per (scope, setting, algorithm, statistic): n, estimate, ci_low, ci_high, the CI
+    method and its caveat (ci_note, "" when none applies)."""
     baseline: str | None = None
     notes: list[str] = field(default_factory=list)
     parent_id: str | None = None
@@ -199,7 +200,8 @@ def tidy_frame(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def summarise(tidy: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
-    """The long summary: per-setting means with t CIs, then IQM and P(improvement) across settings.
+    """The long summary: per-setting means with t CIs, then IQM and P(improvement) across settings
+    with bootstrap CIs and their caveats (``ci_note``, :func:`benchmark.stats.bootstrap_caveat`).
 
     Args:
         tidy: the tidy frame of :func:`tidy_frame`.
@@ -218,7 +220,9 @@ def summarise(tidy: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
         rows.append(
             _row(ALL_SETTINGS, "", f"{len(by_setting)} settings", algorithm, kind, IQM, count)
         )
+        seeds = [len(v) for v in by_setting.values()]
         rows[-1].update(estimate=estimate, ci_low=low, ci_high=high, ci_method=stats.BOOTSTRAP)
+        rows[-1]["ci_note"] = stats.bootstrap_caveat(seeds, low, high)
         base = next((v for (a, _), v in scores.items() if a == baseline), None)
         common = sorted(set(by_setting) & set(base or {}))
         if base is None or algorithm == baseline or not common:
@@ -230,6 +234,8 @@ def summarise(tidy: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
             _row(ALL_SETTINGS, "", f"{len(common)} settings", algorithm, kind, statistic, count)
         )
         rows[-1].update(estimate=estimate, ci_low=low, ci_high=high, ci_method=stats.BOOTSTRAP)
+        seeds = [len(v) for v in (*x, *y)]
+        rows[-1]["ci_note"] = stats.bootstrap_caveat(seeds, low, high)
     return pd.DataFrame(rows)
 
 
@@ -243,6 +249,7 @@ def _row(scope, task, setting, algorithm, kind, statistic, n) -> dict[str, Any]:
         "statistic": statistic,
         "n": int(n),
         "ci_method": stats.T_INTERVAL,
+        "ci_note": "",
     }
 
 

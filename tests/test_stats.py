@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -60,3 +61,42 @@ def test_single_seed_settings_have_no_ci():
     estimate, low, high = stats.iqm_ci([[0.2], [0.4]])
     assert estimate == pytest.approx(0.3)
     assert math.isnan(low) and math.isnan(high)
+
+
+def test_distinct_resamples_counts_multisets():
+    for seeds in (2, 3, 5):
+        multisets = itertools.combinations_with_replacement(range(seeds), seeds)
+        assert stats.distinct_resamples(seeds) == len(list(multisets))
+
+
+def test_three_separated_seeds_give_a_degenerate_interval_that_is_marked():
+    # Every run of X beats every run of Y in both settings: every resample does too.
+    x, y = [[0.9, 0.8, 0.7], [0.6, 0.7, 0.8]], [[0.1, 0.2, 0.3], [0.0, 0.5, 0.4]]
+    estimate, low, high = stats.probability_of_improvement_ci(x, y)
+    assert estimate == low == high == 1.0
+    assert stats.bootstrap_caveat([3, 3, 3, 3], low, high) == (
+        "n too small: 3 seeds in a setting, 10 distinct resamples; "
+        "zero width: every resample gave the same value"
+    )
+    rng = np.random.default_rng(1)
+    five = [rng.normal(0.5, 0.1, 5), rng.normal(0.6, 0.1, 5)]
+    estimate, low, high = stats.iqm_ci(five)
+    assert low < high and stats.bootstrap_caveat([5, 5], low, high) == ""
+    assert stats.bootstrap_caveat([5, 4], low, high).startswith("n too small: 4 seeds")
+    assert stats.bootstrap_caveat([1, 1], *stats.iqm_ci([[0.2], [0.4]])[1:]) == ""  # no CI
+
+
+def test_point_estimates_agree_with_rliable():
+    metrics = pytest.importorskip("rliable.metrics")
+    rng = np.random.default_rng(7)
+    # runs x tasks, rounded so that ties occur; X and Y with different numbers of runs.
+    x = np.round(rng.normal(0.6, 0.2, (5, 4)), 1)
+    y = np.round(rng.normal(0.5, 0.2, (3, 4)), 1)
+    y[:, 2] = x[:3, 2]  # a task where Y's runs repeat some of X's
+    x[0, 0] = 5.0  # an outlier the IQM trims (the plain mean would move by 0.22)
+    assert stats.pooled_iqm(list(x.T)) == pytest.approx(metrics.aggregate_iqm(x))
+    ours = stats.probability_of_improvement(list(x.T), list(y.T))
+    assert ours == pytest.approx(metrics.probability_of_improvement(x, y))
+    assert stats.probability_of_improvement(list(x.T), list(x.T)) == pytest.approx(
+        metrics.probability_of_improvement(x, x)
+    )

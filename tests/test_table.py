@@ -14,11 +14,14 @@ from benchmark.cli import main
 
 # Normalised scores per (algorithm, arms) over seeds 0 and 1: the hand-computed case of
 # tests/test_stats.py. P(a > b) = (0.5 + 0.75) / 2 = 0.625; IQM(a) = mean(2, 5) = 3.5.
+# Every run of c beats every run of b: P(c > b) = 1 in every resample, a zero-width interval.
 SCORES = {
     ("a", 2): [1.0, 2.0],
     ("a", 3): [5.0, 5.0],
     ("b", 2): [0.0, 3.0],
     ("b", 3): [5.0, 4.0],
+    ("c", 2): [10.0, 11.0],
+    ("c", 3): [10.0, 12.0],
 }
 
 
@@ -81,7 +84,17 @@ def test_table_statistics_match_the_hand_computed_case(store, tmp_path, capsys):
     assert cell["ci_high"] - cell["estimate"] == pytest.approx(6.3531, rel=1e-4)
     assert "stratified bootstrap" in overall.loc[("a", "iqm_normalized_score"), "ci_method"]
 
+    small = "n too small: 2 seeds in a setting, 3 distinct resamples"
+    assert overall.loc[("a", "p_improvement_over_b"), "ci_note"] == small
+    assert overall.loc[("a", "iqm_normalized_score"), "ci_note"] == small
+    separated = overall.loc[("c", "p_improvement_over_b")]
+    assert separated["estimate"] == separated["ci_low"] == separated["ci_high"] == 1.0
+    zero = "zero width: every resample gave the same value"
+    assert separated["ci_note"] == f"{small}; {zero}"
+
     markdown = (tmp_path / "results" / "synthetic.md").read_text()
+    assert f"| 1.000 [1.000, 1.000] ({small}; {zero}) |" in markdown
+    assert "A CI marked 'n too small' resamples fewer than 5 seeds" in markdown
     assert "n = number of seeds" in markdown and "stratified bootstrap" in markdown
     assert "| a | learned | 2 | 15.00 ± 63.53 | 1.500 ± 6.353 |" in markdown
     assert "P(X > b) [95% CI]" in markdown
