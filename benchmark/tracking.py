@@ -21,6 +21,10 @@ from typing import Any
 from pytorch_lightning.loggers import MLFlowLogger
 
 DEFAULT_EXPERIMENT = "metarl-bench"
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+CUSTOM_MODEL_KIND = "custom_model_development"
+EXPERIMENT_KIND = {EXPERIMENT_KIND_TAG: CUSTOM_MODEL_KIND}
+"""The tag that makes the MLflow UI (3.x) show an experiment as model training: its runs table."""
 SUITE_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -106,15 +110,24 @@ def store_lock(tracking_uri: str) -> Iterator[None]:
 
 
 def ensure_experiment(tracking_uri: str, experiment: str) -> str:
-    """Create the store (if new) and the experiment (if absent) safely; return its id."""
+    """Create the store (if new) and the experiment (if absent) safely; return its id.
+
+    The experiment is tagged as model training (:data:`EXPERIMENT_KIND`), so that the MLflow UI
+    opens it on its runs table rather than its GenAI view. An existing experiment is tagged too,
+    unless its kind was chosen explicitly (not one the UI inferred).
+    """
     from mlflow.tracking import MlflowClient
 
     with store_lock(tracking_uri):
         client = MlflowClient(tracking_uri)
         found = client.get_experiment_by_name(experiment)
-        if found is not None:
-            return found.experiment_id
-        return client.create_experiment(experiment, artifact_location(tracking_uri, experiment))
+        if found is None:
+            location = artifact_location(tracking_uri, experiment)
+            return client.create_experiment(experiment, location, tags=EXPERIMENT_KIND)
+        kind = found.tags.get(EXPERIMENT_KIND_TAG, "no_inferred_type")
+        if kind.endswith("_inferred") or kind == "no_inferred_type":
+            client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, CUSTOM_MODEL_KIND)
+        return found.experiment_id
 
 
 def make_logger(

@@ -16,6 +16,8 @@ from rich.console import Console
 
 from benchmark.cli import LIST_WIDTH, main
 from benchmark.progress import INTERVAL_ENV, RunProgress
+from benchmark.tracking import EXPERIMENT_KIND_TAG as KIND
+from benchmark.tracking import ensure_experiment
 from tasks import TASKS, ConfigError
 
 
@@ -86,6 +88,12 @@ def test_a_non_interactive_run_prints_env_steps_against_the_budget(tracking_uri,
     assert lines[-1]["percent"] == "100" and lines[-1]["eta"] == "0:00"
     assert all(int(match["rate"].replace(",", "")) > 0 for match in lines)
     assert float(lines[-1]["ret"]) > 0  # a bandit trial's return: pulls rewarded 0 or 1
+    from mlflow.tracking import MlflowClient
+
+    [experiment] = MlflowClient(tracking_uri).search_experiments(
+        filter_string="name = 'metarl-bench'"
+    )
+    assert experiment.tags[KIND] == "custom_model_development"
 
 
 def test_on_a_terminal_the_run_progress_is_a_live_bar(monkeypatch):
@@ -113,3 +121,22 @@ def test_the_progress_text_counts_rate_and_eta_from_the_steps_of_this_process():
     assert text.startswith("env steps 6,000/10,000 (60%) | 1,000 steps/s | trial return n/a")
     assert text.endswith("elapsed 0:02 | ETA 0:04")
     assert callback.describe(4_000, elapsed=0.0).endswith("ETA ?")
+
+
+def test_the_suites_experiments_open_on_the_runs_table_in_the_mlflow_ui(tracking_uri):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    created = ensure_experiment(tracking_uri, "fresh")
+    older = client.create_experiment("older")  # as an earlier version of the suite made it
+    inferred = client.create_experiment("inferred", tags={KIND: "genai_development_inferred"})
+    chosen = client.create_experiment("chosen", tags={KIND: "genai_development"})
+    for name in ("older", "inferred", "chosen"):
+        ensure_experiment(tracking_uri, name)
+
+    def kind(experiment_id: str) -> str | None:
+        return client.get_experiment(experiment_id).tags.get(KIND)
+
+    assert kind(created) == kind(older) == kind(inferred) == "custom_model_development"
+    assert kind(chosen) == "genai_development"  # a kind chosen in the UI stays
+    assert ensure_experiment(tracking_uri, "fresh") == created
