@@ -64,22 +64,23 @@ def test_no_memory_in_rollouts_or_evaluation():
 
 
 def test_a2c_run_through_the_real_trainer():
-    spec = load_run_config(
-        "a2c",
-        "bernoulli-bandit",
-        [
-            "task.arms=3",
-            "task.pulls=5",
-            "algo.batch_size=20",
-            "trainer.env_steps=1000",
-            "eval.trials=50",
-        ],
-    )
-    outcome = fit_and_evaluate(spec, logger=None, progress=False)
-    assert int(outcome.module.env_steps) == 1000
-    assert outcome.trainer.global_step == 10  # one optimizer step per rollout batch
-    assert len(outcome.result.per_episode_returns) == 5
-    assert 0.0 <= outcome.result.mean_total_reward <= 5.0
+    def run(seed: int):
+        overrides = ["task.arms=3", "task.pulls=5", "algo.batch_size=20", f"seed={seed}"]
+        overrides += ["trainer.env_steps=1050", "eval.trials=50"]
+        spec = load_run_config("a2c", "bernoulli-bandit", overrides)
+        return fit_and_evaluate(spec, logger=None, progress=False)
+
+    outcome, again, other = run(0), run(0), run(1)
+    # 100 env steps per batch of 20 trials x 5 pulls: the budget rounds up to 11 whole batches.
+    assert int(outcome.module.env_steps) == 1100
+    assert outcome.trainer.global_step == 11  # one optimizer step per rollout batch
+    result = outcome.result
+    assert len(result.per_episode_returns) == 5
+    assert result.mean_total_reward == pytest.approx(sum(result.per_episode_returns))
+    # The same seed gives the same weights and numbers; another seed does not.
+    assert result == again.result and result != other.result
+    weights, same = outcome.module.state_dict(), again.module.state_dict()
+    assert all(torch.equal(weights[key], same[key]) for key in weights)
 
 
 @pytest.mark.slow

@@ -26,6 +26,7 @@ from baselines.lstm_a3c import LSTMA3C, LSTMA3CConfig, WorkerError, scheduled_lr
 from benchmark.checkpoints import read_checkpoint
 from benchmark.config import load_run_config
 from benchmark.datamodule import MetaRLDataModule
+from benchmark.evaluation import evaluate_policy
 from benchmark.runner import CHECKPOINT_ARTIFACT, build_module, load_module, train_and_evaluate
 from benchmark.tracking import download_artifact
 from tasks import ConfigError
@@ -133,7 +134,6 @@ def test_slow_worker_does_not_hold_back_the_fast_one(tmp_path, monkeypatch):
     spec = load_run_config("lstm-a3c", "bernoulli-bandit", overrides)
     summary = train_and_evaluate(spec, uri, "a3c-test", progress=False)
     assert summary["env_steps"] == 1600
-    assert 0.0 <= summary["mean_total_reward"] <= 5.0
     assert multiprocessing.active_children() == []
     assert _worker_children(os.getpid()) == []
 
@@ -157,6 +157,10 @@ def test_slow_worker_does_not_hold_back_the_fast_one(tmp_path, monkeypatch):
     assert steps == {float(budget)}  # one optimiser, its step counters shared by both workers
     module = load_module(summary["run_id"], uri)
     assert isinstance(module, LSTMA3C)
+    # The run's evaluation is of the checkpointed parameters: replayed here, the same numbers.
+    replay = evaluate_policy(module.make_policy(), module.family, 50, seed=spec.seed)
+    assert replay.mean_total_reward == summary["mean_total_reward"]
+    assert replay.stderr == summary["stderr"]
     pl.seed_everything(spec.seed, verbose=False)
     initial = build_module(spec).network.state_dict()
     # The checkpoint holds the parameters the workers learned, not the initial ones.
