@@ -143,6 +143,8 @@ class LocalLauncher:
 
     def _collect(self, worker: _WorkerProcess) -> None:
         """Take the record a worker sent, or replace the worker if it died (failing its job)."""
+        if worker not in self._workers:  # replaced already (its pipe and sentinel were ready)
+            return
         if worker.handle is None:
             if not worker.process.is_alive():
                 self._bury(worker)

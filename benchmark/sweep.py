@@ -10,24 +10,38 @@ already have a FINISHED child in the experiment and runs the rest. A driver reco
 and a heartbeat on its parent run; a parent still RUNNING whose driver is gone (``kill -9``) is
 marked KILLED, with its RUNNING children, before the rerun starts. Its workers have exited on their
 own, and nothing of theirs was ever marked FINISHED.
+
+A learned job trains with a resumable checkpoint at ``.metarl/checkpoints/<experiment>/<config
+hash>.ckpt`` (``.metarl`` beside a sqlite store, else in the working directory). A rerun of a job
+whose worker or driver died continues from it (its child run is tagged
+``metarl.resumed_from_env_steps``), and the file is deleted once the run is FINISHED in the store.
+On a multi-machine Ray cluster the checkpoint is found only if that path is on a filesystem that
+every node shares.
+
+A tracking server that goes away loses nothing: each result is kept on disk in
+``.metarl/pending/<experiment>/<sweep>/`` until the store has it (:mod:`benchmark.outbox`). The
+sweep goes on while the server is away and writes what is pending when it returns; the next
+invocation writes it first. If the server is still away when the sweep ends, the driver stops with
+one line saying what is pending and where (exit status 75).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import sys
-import tempfile
 import time
 from collections import deque
 from pathlib import Path
 from typing import Any
 
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Param
 from mlflow.tracking import MlflowClient
 
 from benchmark.launchers import Launcher, check_launcher, make_launcher
+from benchmark.outbox import Outbox, first_line, is_transient, make_entry, retry, tune_http_client
 from benchmark.progress import SweepProgress
 from benchmark.sweep_config import Sweep, load_sweep
 from benchmark.tracking import ensure_experiment, git_tags, pid_running
@@ -43,8 +57,17 @@ ROLE, SWEEP, HOST, PID, BEAT = (
     "metarl.pid",
     "metarl.heartbeat",
 )
+RESUMED = "metarl.resumed_from_env_steps"
 GRID_ARTIFACT = "sweep/grid.json"
-EXIT_FAILED_RUNS, EXIT_INTERRUPTED = 1, 130
+EXIT_FAILED_RUNS, EXIT_PENDING, EXIT_INTERRUPTED = 1, 75, 130
+START_PATIENCE = 30.0
+"""Seconds the store may be away when a sweep starts (then nothing runs)."""
+RECORD_PATIENCE = 10.0
+"""Seconds a result is retried while the workers wait, before it is kept for later."""
+END_PATIENCE = 120.0
+"""Seconds the sweep waits at its end for a store that is away, before it stops."""
+AWAY_POLL_SECONDS = 5.0
+"""While results are pending, how often the driver tries the store again."""
 
 
 def sweep_command(
@@ -71,14 +94,25 @@ def sweep_command(
             caller closes it).
 
     Returns:
-        0 when every run finished, 1 when some failed, 130 when interrupted.
+        0 when every run finished, 1 when some failed, 75 when the store is away (results that
+        it could not take are kept on disk), 130 when interrupted.
     """
     check_launcher(launcher, workers, ray_address)
     sweep = load_sweep(source, overrides)
-    driver = SweepDriver(sweep, tracking_uri)
-    todo = driver.prepare()
+    try:
+        driver = SweepDriver(sweep, tracking_uri)
+        todo = driver.prepare()
+    except Exception as error:
+        if not is_transient(error):
+            raise
+        print(
+            f"error: the tracking store {tracking_uri} is unreachable ({first_line(error)}); "
+            "nothing was run",
+            file=sys.stderr,
+        )
+        return EXIT_PENDING
     status = driver.execute(todo, lambda: started or make_launcher(launcher, workers, ray_address))
-    if status == EXIT_INTERRUPTED:
+    if status in (EXIT_INTERRUPTED, EXIT_PENDING):
         return status
     from benchmark.table import table_command
 
@@ -95,37 +129,69 @@ class SweepDriver:
     """
 
     def __init__(self, sweep: Sweep, tracking_uri: str):
-        self.sweep = sweep
+        tune_http_client()
+        self.sweep, self.tracking_uri = sweep, tracking_uri
         self.client = MlflowClient(tracking_uri)
         self.tags = git_tags()
-        self.experiment_id = ensure_experiment(tracking_uri, sweep.experiment)
+        self.experiment_id = retry(
+            lambda: ensure_experiment(tracking_uri, sweep.experiment), START_PATIENCE
+        )
+        root = state_folder(tracking_uri)
+        self.checkpoints = root / "checkpoints" / safe_name(sweep.experiment)
+        self.outbox = Outbox(root / "pending" / safe_name(sweep.experiment) / safe_name(sweep.name))
         self.parent_id = ""
-        self.last_beat = 0.0
+        self.last_beat = self.last_try = 0.0
+        self.away = False
+        """Whether the store was away at the last write (results wait in the outbox)."""
         self.open_runs: set[str] = set()
         """Child runs created and not yet terminated (KILLED if the driver is interrupted)."""
 
     def prepare(self) -> list[Job]:
-        """Reap dead drivers' runs, then return the jobs without a FINISHED run."""
-        reap_dead_drivers(self.client, self.experiment_id, self.sweep.name)
+        """Write what an earlier invocation kept, reap dead drivers' runs, then return the jobs
+        without a FINISHED run (a learned job with its checkpoint path)."""
+        check_drivers(self.client, self.experiment_id, self.sweep.name)  # none of this sweep
+        if len(self.outbox):
+            kept = len(self.outbox)
+            if not self.outbox.flush(self.client, START_PATIENCE):
+                raise ConnectionError(
+                    f"{len(self.outbox)} results of an earlier invocation are still pending in "
+                    f"{self.outbox.folder}"
+                )
+            print(f"wrote {kept} results kept by an earlier invocation", file=sys.stderr)
+        # Asked again: the kept results may have finished some of the runs that were RUNNING.
+        live, dead = check_drivers(self.client, self.experiment_id, self.sweep.name)
+        reap_dead_drivers(self.client, self.experiment_id, live, dead)
         finished = {run.data.tags.get("config_hash") for run in self._children("FINISHED")}
         todo = [job for job in self.sweep.jobs if job.config_hash not in finished]
         # Long runs first: training before the quick classical evaluations fills the workers.
         todo.sort(key=lambda job: job.kind != "learned")
+        for job in self.sweep.jobs:
+            path = self.checkpoints / f"{job.config_hash}.ckpt"
+            if job.config_hash in finished:
+                path.unlink(missing_ok=True)  # its driver stopped before deleting it
+            elif job.kind == "learned":
+                job.checkpoint = str(path)
+        resumable = sum(Path(job.checkpoint).is_file() for job in todo if job.checkpoint)
         skipped = len(self.sweep.jobs) - len(todo)
         print(
             f"sweep '{self.sweep.name}': {len(self.sweep.jobs)} runs in experiment "
-            f"'{self.sweep.experiment}'; {skipped} already finished, {len(todo)} to run",
+            f"'{self.sweep.experiment}'; {skipped} already finished, {len(todo)} to run"
+            + (f" ({resumable} from a checkpoint)" if resumable else ""),
             file=sys.stderr,
         )
         self._start_parent(len(todo), skipped)
         return todo
 
     def execute(self, todo: list[Job], make: Any) -> int:
-        """Run ``todo`` through a launcher; return the exit status (0, 1 or 130).
+        """Run ``todo`` through a launcher, then write what is pending; return the exit status.
 
         Args:
             todo: the jobs without a FINISHED run.
             make: a callable that starts the launcher (called only if there is work).
+
+        Returns:
+            0, 1 (some runs failed), 75 (the store is still away: results are kept on disk) or
+            130 (interrupted).
         """
         status, code, cancel = "FAILED", EXIT_FAILED_RUNS, True
         launcher = None
@@ -143,8 +209,16 @@ class SweepDriver:
         finally:  # on an error too: stop the workers, and the parent run is not FINISHED
             if launcher is not None:
                 launcher.close(cancel=cancel)
-            self.client.set_terminated(self.parent_id, status)
-        return code
+            self.outbox.add(f"parent-{self.parent_id}", make_entry(self.parent_id, status))
+            written = self._flush(0.0 if cancel else END_PATIENCE)
+        if written:
+            return code
+        print(
+            f"the tracking store {self.tracking_uri} is unreachable: {len(self.outbox)} results "
+            f"are kept in {self.outbox.folder}; the next invocation of this sweep writes them",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED if code == EXIT_INTERRUPTED else EXIT_PENDING
 
     def _loop(self, launcher: Launcher, todo: list[Job]) -> int:
         pending: deque[Job] = deque(todo)
@@ -157,16 +231,18 @@ class SweepDriver:
                         job = pending.popleft()
                         run_id = self._start_child(job)
                         inflight[launcher.submit(job)] = (job, run_id)
-                    for handle in launcher.wait(list(inflight), HEARTBEAT_SECONDS):
+                    timeout = AWAY_POLL_SECONDS if len(self.outbox) else HEARTBEAT_SECONDS
+                    for handle in launcher.wait(list(inflight), timeout):
                         job, run_id = inflight.pop(handle)
                         record = launcher.result(handle)
-                        self._record(job, run_id, record)
+                        self.outbox.add(job.config_hash, self._entry(job, run_id, record))
+                        self.open_runs.discard(run_id or "")
                         failed += record["status"] != "FINISHED"
                         progress.finished(job, record)
+                    self._sync()
                     self._heartbeat()
             except BaseException:
-                for run_id in sorted(self.open_runs):
-                    self.client.set_terminated(run_id, "KILLED")
+                self._kill_open_runs()
                 raise
         return failed
 
@@ -196,51 +272,146 @@ class SweepDriver:
         self.client.log_dict(self.parent_id, grid, GRID_ARTIFACT)
         self.client.log_dict(self.parent_id, self.sweep.resolved, "sweep/sweep.yaml")
 
-    def _start_child(self, job: Job) -> str:
+    def _child_tags(self, job: Job) -> dict[str, str]:
         tags = {**self.tags, "mlflow.parentRunId": self.parent_id, ROLE: "child"}
         tags.update({SWEEP: self.sweep.name, "config_hash": job.config_hash, "kind": job.kind})
-        tags.update({"algorithm": job.name, "task": job.task, "setting": job.setting})
-        run = self.client.create_run(self.experiment_id, run_name=job.label, tags=tags)
+        return tags | {"algorithm": job.name, "task": job.task, "setting": job.setting}
+
+    def _start_child(self, job: Job) -> str | None:
+        """Create the job's RUNNING child run with its params; None while the store is away
+        (the run is then created with the job's result)."""
+        if self.away:
+            return None
+        tags = self._child_tags(job)
+        try:
+            run = retry(
+                lambda: self.client.create_run(self.experiment_id, run_name=job.label, tags=tags),
+                RECORD_PATIENCE,
+            )
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            self._went_away(error)
+            return None
         self.open_runs.add(run.info.run_id)
         params = [Param(key, _param_value(value)) for key, value in job.params.items()]
-        for start in range(0, len(params), 100):
-            self.client.log_batch(run.info.run_id, params=params[start : start + 100])
+        try:
+            for start in range(0, len(params), 100):
+                self.client.log_batch(run.info.run_id, params=params[start : start + 100])
+        except Exception as error:  # the result's entry logs them again
+            if not is_transient(error):
+                raise
+            self._went_away(error)
         return run.info.run_id
 
-    def _record(self, job: Job, run_id: str, record: dict[str, Any]) -> None:
-        tags = [RunTag("metarl.worker", str(record.get("worker", "?")))]
-        tags.append(RunTag("metarl.seconds", f"{record.get('seconds', float('nan')):.1f}"))
+    def _entry(self, job: Job, run_id: str | None, record: dict[str, Any]) -> dict[str, Any]:
+        """What the job's child run still needs written: its result, params and status."""
+        tags = {"metarl.worker": str(record.get("worker", "?"))}
+        tags["metarl.seconds"] = f"{record.get('seconds', float('nan')):.1f}"
+        if "resumed_from_env_steps" in record:
+            tags[RESUMED] = str(record["resumed_from_env_steps"])
+        params = {**job.params, **record.get("extra_params", {})}
+        create = None
+        if run_id is None:
+            create = {"experiment_id": self.experiment_id, "run_name": job.label}
+            create["tags"] = self._child_tags(job)
+        common = {"create": create, "params": {k: _param_value(v) for k, v in params.items()}}
         if record["status"] != "FINISHED":
-            tags.append(RunTag("metarl.error", str(record.get("error", "unknown error"))[:4000]))
-            self.client.log_batch(run_id, tags=tags)
-            if record.get("traceback"):
-                self.client.log_text(run_id, record["traceback"], "error.txt")
-            self.client.set_terminated(run_id, "FAILED")
-            self.open_runs.discard(run_id)
+            tags["metarl.error"] = str(record.get("error", "unknown error"))[:4000]
+            trace = record.get("traceback")
+            artifacts = {"error.txt": trace.encode()} if trace else {}
+            return make_entry(run_id, "FAILED", tags=tags, artifacts=artifacts, **common)
+        return make_entry(
+            run_id,
+            "FINISHED",
+            tags=tags,
+            metrics=record["metrics"],
+            artifacts=record["artifacts"],
+            remove=job.checkpoint,
+            **common,
+        )
+
+    def _sync(self) -> None:
+        """Write what is pending: retried for a while if the store was there at the last write,
+        else tried once per poll."""
+        if not len(self.outbox):
             return
-        extra = record.get("extra_params", {})
-        params = [Param(key, _param_value(value)) for key, value in extra.items()]
-        self.client.log_batch(run_id, params=params, tags=tags)
-        metrics = [Metric(k, v, stamp, step) for k, v, step, stamp in record["metrics"]]
-        for start in range(0, len(metrics), 1000):
-            self.client.log_batch(run_id, metrics=metrics[start : start + 1000])
-        with tempfile.TemporaryDirectory() as tmp:
-            for relative, payload in record["artifacts"].items():
-                path = Path(tmp) / relative
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(payload)
-            self.client.log_artifacts(run_id, tmp)
-        self.client.set_terminated(run_id, "FINISHED")
-        self.open_runs.discard(run_id)
+        if not self.away:
+            self._flush(RECORD_PATIENCE)
+        elif time.monotonic() - self.last_try >= AWAY_POLL_SECONDS:
+            self._flush(0.0)
+
+    def _flush(self, patience: float) -> bool:
+        """Write what is pending (patience: seconds per result); whether nothing is left."""
+        if not len(self.outbox):
+            return True
+        self.last_try = time.monotonic()
+        pending = len(self.outbox)
+        written = self.outbox.flush(self.client, patience)
+        if written and self.away:
+            print(f"the tracking store is back: wrote {pending} kept results", file=sys.stderr)
+        elif not written and not self.away:
+            self._went_away(None)
+        self.away = not written
+        return written
+
+    def _went_away(self, error: BaseException | None) -> None:
+        if not self.away:
+            reason = f" ({first_line(error)})" if error is not None else ""
+            print(
+                f"the tracking store is unreachable{reason}: results are kept in "
+                f"{self.outbox.folder} and written when it returns",
+                file=sys.stderr,
+            )
+        self.away = True
+
+    def _kill_open_runs(self) -> None:
+        """Mark the runs still running KILLED, as far as the store takes it (else reaped later)."""
+        for run_id in sorted(self.open_runs):
+            try:
+                self.client.set_terminated(run_id, "KILLED")
+            except Exception as error:
+                if not is_transient(error):
+                    raise
+                return
 
     def _heartbeat(self) -> None:
-        if time.time() - self.last_beat >= HEARTBEAT_SECONDS:
-            self.last_beat = time.time()
+        if self.away or time.time() - self.last_beat < HEARTBEAT_SECONDS:
+            return
+        self.last_beat = time.time()
+        try:
             self.client.set_tag(self.parent_id, BEAT, str(self.last_beat))
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            self._went_away(error)
 
 
-def reap_dead_drivers(client: MlflowClient, experiment_id: str, sweep_name: str) -> int:
-    """Mark RUNNING parents whose driver is gone, and RUNNING children of no live parent, KILLED.
+def state_folder(tracking_uri: str) -> Path:
+    """Where a driver keeps checkpoints and pending results: ``.metarl`` beside a sqlite store,
+    else in the working directory.
+
+    Args:
+        tracking_uri: the MLflow store.
+    """
+    if tracking_uri.startswith("sqlite:///"):
+        return Path(tracking_uri.removeprefix("sqlite:///")).parent / ".metarl"
+    return Path.cwd() / ".metarl"
+
+
+def safe_name(name: str) -> str:
+    """``name`` as one path component (characters other than letters, digits, ``._-`` become _).
+
+    Args:
+        name: an experiment or sweep name.
+    """
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip(".") or "_"
+
+
+def check_drivers(
+    client: MlflowClient, experiment_id: str, sweep_name: str
+) -> tuple[list[str], list[str]]:
+    """The RUNNING parent runs whose driver lives and those whose driver is gone.
 
     A live driver of the same sweep is refused (two drivers would run the same jobs twice).
 
@@ -250,7 +421,7 @@ def reap_dead_drivers(client: MlflowClient, experiment_id: str, sweep_name: str)
         sweep_name: the sweep about to run.
 
     Returns:
-        the number of child runs marked KILLED.
+        the live parents' run ids and the dead ones'.
     """
     running = f"tags.`{ROLE}` = 'parent' and attributes.status = 'RUNNING'"
     live, dead = [], []
@@ -265,6 +436,23 @@ def reap_dead_drivers(client: MlflowClient, experiment_id: str, sweep_name: str)
             )
         else:
             live.append(parent.info.run_id)
+    return live, dead
+
+
+def reap_dead_drivers(
+    client: MlflowClient, experiment_id: str, live: list[str], dead: list[str]
+) -> int:
+    """Mark the parents of dead drivers, and RUNNING children of no live parent, KILLED.
+
+    Args:
+        client: the tracking client.
+        experiment_id: the sweep's experiment.
+        live: the parents whose driver lives (from :func:`check_drivers`).
+        dead: the parents whose driver is gone.
+
+    Returns:
+        the number of child runs marked KILLED.
+    """
     killed = 0
     orphans = f"tags.`{ROLE}` = 'child' and attributes.status = 'RUNNING'"
     for child in search_all(client, experiment_id, orphans):
