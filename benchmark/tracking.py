@@ -24,7 +24,7 @@ DEFAULT_EXPERIMENT = "metarl-bench"
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 CUSTOM_MODEL_KIND = "custom_model_development"
 EXPERIMENT_KIND = {EXPERIMENT_KIND_TAG: CUSTOM_MODEL_KIND}
-"""The tag that makes the MLflow UI (3.x) show an experiment as model training: its runs table."""
+"""The tag that marks an experiment as model training for the MLflow UI (3.x)."""
 SUITE_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -112,9 +112,11 @@ def store_lock(tracking_uri: str) -> Iterator[None]:
 def ensure_experiment(tracking_uri: str, experiment: str) -> str:
     """Create the store (if new) and the experiment (if absent) safely; return its id.
 
-    The experiment is tagged as model training (:data:`EXPERIMENT_KIND`), so that the MLflow UI
-    opens it on its runs table rather than its GenAI view. An existing experiment is tagged too,
-    unless its kind was chosen explicitly (not one the UI inferred).
+    The experiment is tagged as model training (:data:`EXPERIMENT_KIND`), the kind by which MLflow
+    3's UI chooses between its runs table and its GenAI view. (UIs with a GenAI / Model training
+    switch in the sidebar, such as 3.17's, follow the switch or ``?workflowType=machine_learning``
+    instead.) An existing experiment is tagged too, unless its kind was chosen explicitly (not one
+    the UI inferred).
     """
     from mlflow.tracking import MlflowClient
 
