@@ -123,7 +123,7 @@ def test_the_progress_text_counts_rate_and_eta_from_the_steps_of_this_process():
     assert callback.describe(4_000, elapsed=0.0).endswith("ETA ?")
 
 
-def test_the_suites_experiments_open_on_the_runs_table_in_the_mlflow_ui(tracking_uri):
+def test_the_suites_experiments_are_tagged_as_model_training_for_the_mlflow_ui(tracking_uri):
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri)
