@@ -139,7 +139,7 @@ class OraclePolicy:
 
     def begin(self, family: TaskFamily, batch_size: int, generator: torch.Generator) -> None:
         require(
-            getattr(family, "has_oracle", True),
+            family.has_oracle,
             f"task '{family.name}' has no oracle policy (no known optimal policy); "
             "compare raw returns instead",
         )

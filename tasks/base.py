@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -120,9 +120,24 @@ class TaskFamily(ABC):
     name: ClassVar[str]
     gym_id: ClassVar[str]
     Config: ClassVar[type[FamilyConfig]]
+    finite_tasks: ClassVar[bool] = False
+    """The family draws from a finite set of tasks, and its ``train`` and ``test`` streams draw
+    from disjoint subsets of it (the conformance tests check it through :meth:`task_keys`)."""
+    evolving_task_keys: ClassVar[tuple[str, ...]] = ()
+    """Task-batch entries that ``step`` may change within a trial (two-step's reversals); every
+    other entry changes only at a trial boundary."""
+    has_oracle: ClassVar[bool] = True
+    """An optimal policy is known (``oracle_action``); without one (MuJoCo) the ``oracle``
+    reference score is NaN and normalised scores need another upper reference."""
 
     def __init__(self, config: FamilyConfig):
         self.config = config
+
+    def task_keys(self, tasks: TaskBatch) -> list[Hashable]:
+        """One hashable per task of a batch, equal for equal tasks (the raw bytes of its
+        parameters; a family with a more compact identity overrides it)."""
+        rows = [tasks[key].detach().cpu().reshape(len(tasks[key]), -1) for key in sorted(tasks)]
+        return [tuple(row[i].numpy().tobytes() for row in rows) for i in range(len(rows[0]))]
 
     # Shape of the family ----------------------------------------------------------------------
     @property

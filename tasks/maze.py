@@ -24,7 +24,7 @@ stream's generator. Train, tune and test pools are carved from different seeds; 
 grid has far more than 10^20 depth-first mazes, so a test task equals a training task only by a
 vanishing chance. ``task_keys`` returns one hashable per task (the packed wall grid and the goal)
 to check this; ``tests/test_maze.py`` measures the overlap of train and test pools. The family is
-not a finite task set (``finite_tasks`` is unset); for tiny grids (``size`` 2 or 3) the layouts do
+not a finite task set (``finite_tasks`` is False); for tiny grids (``size`` 2 or 3) the layouts do
 repeat across splits.
 
 References (exact, batched): the BFS distance of every cell to the goal is computed once per pool

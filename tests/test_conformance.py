@@ -4,16 +4,8 @@ Every case is parametrised over :data:`tasks.TASKS`, so a family is covered as s
 registered. Families run with the short settings of ``SMALL_PARAMS`` in ``test_registry_gym.py``
 (add one line there for a new family whose defaults are slow).
 
-Optional protocol read here (nothing in :class:`tasks.base.TaskFamily` requires it):
-
-- ``finite_tasks = True`` (class attribute): the family draws from a finite set of tasks and its
-  ``train`` and ``test`` streams (``task_generator(seed, split)``, or a ``split`` config key where
-  the family has one) draw from disjoint subsets of it.
-- ``task_keys(tasks) -> list[hashable]``: one hashable per task of a batch, equal for equal tasks.
-- ``evolving_task_keys`` (class attribute, tuple of task-batch keys): entries that ``step`` updates
-  within a trial (two-step's reversals); the others must only change at a trial boundary.
-- ``has_oracle = False`` (class attribute): no optimal policy is known (MuJoCo); the ``oracle``
-  reference may then be NaN (no bound either), and the random-below-oracle check is skipped.
+The optional parts of the contract are typed class attributes of :class:`tasks.base.TaskFamily`
+(``finite_tasks``, ``evolving_task_keys``, ``has_oracle``) and its ``task_keys`` method.
 """
 
 from __future__ import annotations
@@ -46,7 +38,7 @@ def _clone(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def _continuous(family) -> bool:
-    return getattr(family, "continuous_actions", False)
+    return family.continuous_actions
 
 
 def _fixed_actions(step: int, n: int, family) -> torch.Tensor:
@@ -111,7 +103,7 @@ def test_the_trial_engine_builds_phi_of_the_documented_width(name):
     engine = TrialEngine(family, BATCH, task_generator(0, "train"))
     view = engine.start()
     width = phi_dim(family)
-    action_width = getattr(family, "action_width", family.num_actions)
+    action_width = family.action_width
     assert width == family.obs_dim + action_width + 2
     for step in range(3):
         assert view.phi.dtype == torch.float32 and view.phi.shape == (BATCH, width)
@@ -151,7 +143,7 @@ def _predicted_termination(family, engine, action: torch.Tensor) -> torch.Tensor
 
 
 def _static_tasks(family, tasks: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    evolving = set(getattr(type(family), "evolving_task_keys", ()))
+    evolving = set(type(family).evolving_task_keys)
     return {key: value.clone() for key, value in tasks.items() if key not in evolving}
 
 
@@ -239,7 +231,7 @@ def _split_tasks(name: str, split: str, n: int):
 
 @pytest.mark.parametrize("name", FAMILIES)
 def test_held_out_tasks_are_disjoint_from_training_tasks_where_the_family_is_finite(name):
-    if not getattr(TASKS[name], "finite_tasks", False):
+    if not TASKS[name].finite_tasks:
         pytest.skip(
             f"{name} is not a finite task set (finite_tasks unset): its held-out trials come "
             "from the separate test seed stream, checked by the seeding test"
@@ -261,7 +253,7 @@ def test_reference_scores_are_finite_and_random_does_not_beat_the_oracle(name):
     assert set(references) >= {"random", "oracle"}
     for key in ("random", "oracle"):
         assert references[key].shape == (16,), key
-        if key == "oracle" and not getattr(family, "has_oracle", True):
+        if key == "oracle" and not family.has_oracle:
             finite = torch.isfinite(references[key])
             assert finite.all() or torch.isnan(references[key]).all(), key
             if not finite.all():
