@@ -96,7 +96,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Train one algorithm on one family, evaluate it, and record it in MLflow."""
     from benchmark.config import load_run_config
     from benchmark.runner import resume_run, train_and_evaluate
-    from benchmark.tracking import resolve_tracking_uri
+    from benchmark.tracking import DEFAULT_EXPERIMENT, resolve_tracking_uri
 
     uri = resolve_tracking_uri(args.tracking_uri)
     if args.resume is not None:
@@ -110,7 +110,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         require(args.algo and args.task, "run needs ALGO and TASK, or --resume RUN_ID")
         spec = load_run_config(args.algo, args.task, args.overrides)
-        summary = train_and_evaluate(spec, uri, args.experiment, progress=not args.json)
+        experiment = args.experiment or DEFAULT_EXPERIMENT
+        summary = train_and_evaluate(spec, uri, experiment, progress=not args.json)
     _print_summary(summary, args.json)
     return 0
 
@@ -227,82 +228,89 @@ def _print_summary(summary: dict, as_json: bool) -> None:
         print(f"{key:>20}: {value}")
 
 
-def build_parser() -> OneLineParser:
-    """The argument parser with one sub-command per verb."""
-    parser = OneLineParser(prog="metarl-bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--tracking-uri", default=None, help="MLflow tracking URI")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+def common_options(*names: str) -> OneLineParser:
+    """A parent parser with the options several commands share, each declared once here.
 
-    sub.add_parser("list", help="registered algorithms, strategies and tasks")
+    Args:
+        names: which of ``tracking-uri``, ``json``, ``experiment`` to include.
+    """
+    parent = OneLineParser(add_help=False)
+    declared = {
+        "tracking-uri": ("--tracking-uri", {"default": None, "help": "MLflow tracking URI"}),
+        "json": ("--json", {"action": "store_true", "help": "last stdout line is a JSON summary"}),
+        "experiment": ("--experiment", {"default": None, "help": "MLflow experiment name"}),
+        "algorithm": (
+            "--algorithm",
+            {
+                "metavar": "MODULE:CLASS",
+                "default": None,
+                "help": "the plug-in algorithm a checkpoint names (imported only when named)",
+            },
+        ),
+        "seed": ("--seed", {"type": seed_argument, "default": 0, "help": "0 to 2**32 - 1"}),
+    }
+    for name in names:
+        flag, options = declared[name]
+        parent.add_argument(flag, **options)
+    return parent
 
-    run = sub.add_parser("run", help="train and evaluate one algorithm on one task family")
+
+def command_parsers() -> dict[str, OneLineParser]:
+    """One parser per command; overrides (``key=value``) and options may come in any order."""
+    common = common_options("tracking-uri")
+    made: dict[str, OneLineParser] = {}
+
+    def command(name: str, help_text: str, *shared: str) -> OneLineParser:
+        parents = [common, common_options(*shared)] if shared else [common]
+        made[name] = OneLineParser(
+            prog=f"metarl-bench {name}", description=help_text, parents=parents
+        )
+        return made[name]
+
+    command("list", "registered algorithms, strategies and tasks")
+
+    run = command(
+        "run", "train and evaluate one algorithm on a family", "json", "experiment", "algorithm"
+    )
     run.add_argument("algo", nargs="?")
     run.add_argument("task", nargs="?")
     run.add_argument(
         "overrides", nargs="*", help="key=value, e.g. task.arms=5 algo.lr=0.001 seed=1"
     )
-    run.add_argument(
-        "--resume",
-        metavar="RUN_ID",
-        default=None,
-        help="continue a KILLED or FAILED run from its last checkpoint, in the same MLflow run",
-    )
-    run.add_argument(
-        "--algorithm",
-        metavar="MODULE:CLASS",
-        default=None,
-        help="with --resume: the plug-in algorithm the run trained (imported only when named)",
-    )
-    run.add_argument("--json", action="store_true", help="last stdout line is a JSON summary")
-    run.add_argument("--experiment", default="metarl-bench", help="MLflow experiment name")
-    run.add_argument("--tracking-uri", default=argparse.SUPPRESS, help="MLflow tracking URI")
+    run.add_argument("--resume", metavar="RUN_ID", help="continue a KILLED or FAILED run")
 
-    evaluate = sub.add_parser("evaluate", help="evaluate a strategy, checkpoint or run id")
+    evaluate = command(
+        "evaluate", "evaluate a strategy, checkpoint or run id", "json", "algorithm", "seed"
+    )
     evaluate.add_argument("policy", help="a strategy name, a checkpoint path or an MLflow run id")
     evaluate.add_argument("task")
     evaluate.add_argument("overrides", nargs="*", help="task.* and strategy.* key=value")
     evaluate.add_argument("--trials", type=int, default=1000)
-    evaluate.add_argument("--seed", type=seed_argument, default=0, help="0 to 2**32 - 1")
-    evaluate.add_argument("--json", action="store_true")
     evaluate.add_argument("--tune-trials", type=int, default=None, help="default: --trials")
-    evaluate.add_argument(
-        "--algorithm",
-        metavar="MODULE:CLASS",
-        default=None,
-        help="the plug-in algorithm a checkpoint names (a plug-in is imported only when named)",
-    )
-    evaluate.add_argument("--tracking-uri", default=argparse.SUPPRESS, help="MLflow tracking URI")
 
-    reproduce = sub.add_parser("reproduce", help="reproduce a published table (rl2-table1/2)")
-    reproduce.add_argument("table", help="rl2-table1 or rl2-table2")
-    reproduce.add_argument("--budget", choices=("smoke", "quick", "paper"), default="quick")
+    reproduce = command("reproduce", "reproduce a published table", "json", "experiment", "seed")
+    reproduce.add_argument("table", help="a published table (see the error for the valid ones)")
+    reproduce.add_argument("--budget", default="quick", help="a budget of the table's YAML")
     reproduce.add_argument("--trials", type=int, default=None, help="held-out trials per cell")
     reproduce.add_argument("--settings", nargs="+", default=None, help="10x5 (table1), 10 (table2)")
     reproduce.add_argument("--out", default="results", help="directory of the written table")
-    reproduce.add_argument("--seed", type=seed_argument, default=0, help="0 to 2**32 - 1")
     reproduce.add_argument("--workers", type=int, default=2, help="processes for classical cells")
     reproduce.add_argument("--skip-rl2", action="store_true", help="do not train the RL² column")
-    reproduce.add_argument("--experiment", default="reproduce", help="MLflow experiment name")
-    reproduce.add_argument("--json", action="store_true")
-    reproduce.add_argument("--tracking-uri", default=argparse.SUPPRESS, help="MLflow tracking URI")
+    reproduce.set_defaults(experiment="reproduce")
 
-    sweep = sub.add_parser("sweep", help="run a grid of algorithms x tasks x seeds, resumably")
+    sweep = command("sweep", "run a grid of algorithms x tasks x seeds, resumably")
     sweep.add_argument("config", help="a built-in sweep (quick, bandits, full) or a YAML path")
     sweep.add_argument("overrides", nargs="*", help="seeds=5, trainer.env_steps=10000, ...")
     sweep.add_argument("--launcher", default="local", help="local (process pool) or ray")
     sweep.add_argument("--workers", type=int, default=None, help="parallel runs (default: cores)")
     sweep.add_argument("--ray-address", default=None, help="Ray cluster to join (default: local)")
-    sweep.add_argument("--tracking-uri", default=argparse.SUPPRESS, help="MLflow tracking URI")
 
-    table = sub.add_parser("table", help="comparison table of an experiment's runs")
-    table.add_argument("--experiment", default=None, help="default: the latest sweep's")
+    table = command("table", "comparison table of an experiment's runs", "experiment")
     table.add_argument("--baseline", default=None, help="P(improvement) baseline (default a2c)")
     table.add_argument("--format", default="markdown", help="markdown, csv, latex or json")
     table.add_argument("--out", default=None, help="also write the table to this file")
-    table.add_argument("--tracking-uri", default=argparse.SUPPRESS, help="MLflow tracking URI")
 
-    perf = sub.add_parser("perf", help="training speed against the plain PyTorch parity loop")
-    perf.add_argument("--json", action="store_true")
+    perf = command("perf", "training speed against the plain PyTorch parity loop", "json")
     perf.add_argument("--quick", action="store_true", help="fewer repetitions (for tests)")
     perf.add_argument(
         "--time-to-quality",
@@ -310,7 +318,25 @@ def build_parser() -> OneLineParser:
         help="instead: seconds of training for rl2 and lstm-a2c to reach 95%% of Gittins on "
         "5 arms x 100 pulls (3 seeds; about half an hour)",
     )
-    return parser
+    return made
+
+
+def parse_arguments(argv: list[str]) -> argparse.Namespace:
+    """The command and its arguments; ``--tracking-uri`` may also come before the command.
+
+    The command's own parser reads the rest with ``parse_intermixed_args``, so overrides and
+    options may come in any order (``sweep quick --launcher ray seeds=2``).
+    """
+    parsers = command_parsers()
+    top = OneLineParser(prog="metarl-bench", description=__doc__.splitlines()[0])
+    top.add_argument("--tracking-uri", default=None, help="MLflow tracking URI")
+    top.add_argument("command", choices=list(parsers), help="; ".join(parsers))
+    top.add_argument("rest", nargs=argparse.REMAINDER)
+    head = top.parse_args(argv)
+    args = parsers[head.command].parse_intermixed_args(head.rest)
+    args.command = head.command
+    args.tracking_uri = args.tracking_uri or head.tracking_uri
+    return args
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
@@ -357,7 +383,7 @@ def quiet_libraries() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: parse, dispatch, and turn a ConfigError into one line and exit status 2."""
-    args = build_parser().parse_args(argv)
+    args = parse_arguments(sys.argv[1:] if argv is None else list(argv))
     quiet_libraries()
     try:
         return COMMANDS[args.command](args)
