@@ -218,7 +218,9 @@ class RayLauncher:
     """One Ray task per job, with ``num_cpus`` declared from the job.
 
     ``ray.init()`` starts a runtime on this machine, or joins the cluster named by ``address`` (or
-    by ``RAY_ADDRESS``; ``auto`` finds a running local cluster).
+    by ``RAY_ADDRESS``; ``auto`` finds a running local cluster). A learned job's checkpoint path is
+    on the driver's machine: on a multi-machine cluster, a rerun finds a checkpoint only if the
+    driver runs in a directory on a filesystem that every node shares.
 
     Args:
         workers: jobs in flight at once (default: the cluster's CPUs).

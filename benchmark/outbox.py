@@ -1,11 +1,12 @@
-"""A sweep driver's writes to the tracking store, kept on disk until the store has them.
+"""A sweep driver's writes to the tracking store, kept on disk while the store is away.
 
 Each finished job becomes an entry: everything its MLflow run still needs (the run itself if it
-could not be created when the job started, params, tags, metrics, artifacts, the final status), as
-a JSON file of plain data, artifacts in base64 and never pickle. The driver keeps each entry on
-disk first, writes entries to the store in order and removes each file once written. What a store
-that went away could not take stays on disk; the driver retries it while the sweep runs, and the
-next invocation of the sweep writes it before deciding what to rerun.
+could not be created when the job started, params, tags, metrics, artifacts, the final status).
+The driver writes entries to the store in order. An entry the store could not take is kept on
+disk as a JSON file of plain data (artifacts in base64, never pickle), and so is every entry after
+it until the store is back; the driver retries them while the sweep runs, removes each file once
+written, and the next invocation of the sweep writes what is left before deciding what to rerun.
+A result not yet written when the driver itself dies is not kept: its run is rerun.
 
 Only connectivity failures and 5xx answers mean the store is away (:func:`is_transient`); any other
 error, such as a refused value, is raised. :func:`tune_http_client` turns MLflow's own HTTP retries
@@ -178,7 +179,8 @@ def write_entry(client: Any, entry: dict[str, Any], created: Callable[[], None])
 
 
 class Outbox:
-    """Entries not yet in the store, one JSON file each in ``folder`` (read back at start).
+    """Entries not yet in the store; while the store is away, one JSON file each in ``folder``
+    (read back when the next driver starts).
 
     Args:
         folder: where this sweep's entries are kept (created when the first one arrives).
@@ -192,12 +194,13 @@ class Outbox:
                 self.entries[path.stem] = json.loads(path.read_text())
             except (OSError, ValueError) as error:
                 raise ConfigError(f"cannot read the kept result '{path}': {error}") from None
+        self.on_disk = set(self.entries)
 
     def __len__(self) -> int:
         return len(self.entries)
 
     def add(self, key: str, entry: dict[str, Any]) -> None:
-        """Keep ``entry`` (on disk first), after every entry kept before it.
+        """Queue ``entry`` after every entry before it (on disk at once while some wait there).
 
         Args:
             key: a name for its file (a run's config hash), unique among pending entries.
@@ -205,7 +208,8 @@ class Outbox:
         """
         entry["order"] = time.time_ns()
         self.entries[key] = entry
-        self._save(key)
+        if self.on_disk:
+            self._save(key)
 
     def flush(self, client: Any, patience: float) -> bool:
         """Write the entries in order; stop at the first the store is away for.
@@ -220,18 +224,27 @@ class Outbox:
         for key in sorted(self.entries, key=lambda name: self.entries[name].get("order", 0)):
             write = functools.partial(write_entry, client, self.entries[key])
             try:
-                retry(functools.partial(write, functools.partial(self._save, key)), patience)
+                retry(functools.partial(write, functools.partial(self._created, key)), patience)
             except Exception as error:
-                if is_transient(error):
-                    return False
-                raise
+                if not is_transient(error):
+                    raise
+                for waiting in self.entries:
+                    self._save(waiting)
+                return False
             del self.entries[key]
-            (self.folder / f"{key}.json").unlink(missing_ok=True)
+            if key in self.on_disk:
+                self.on_disk.discard(key)
+                (self.folder / f"{key}.json").unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             self.folder.rmdir()  # nothing is pending any more
         return True
 
+    def _created(self, key: str) -> None:
+        if key in self.on_disk:  # the file must hold the new run's id
+            self._save(key)
+
     def _save(self, key: str) -> None:
+        self.on_disk.add(key)
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / f"{key}.json"
         partial = path.with_name(path.name + ".partial")

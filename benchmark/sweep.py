@@ -18,7 +18,7 @@ whose worker or driver died continues from it (its child run is tagged
 On a multi-machine Ray cluster the checkpoint is found only if that path is on a filesystem that
 every node shares.
 
-A tracking server that goes away loses nothing: each result is kept on disk in
+A tracking server that goes away loses nothing: a result it could not take is kept on disk in
 ``.metarl/pending/<experiment>/<sweep>/`` until the store has it (:mod:`benchmark.outbox`). The
 sweep goes on while the server is away and writes what is pending when it returns; the next
 invocation writes it first. If the server is still away when the sweep ends, the driver stops with
