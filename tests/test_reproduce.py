@@ -119,7 +119,7 @@ SMOKE_META = {
         ),
         (["--settings", "10x5", "5x10"], "unknown setting '5x10'"),
         (["--trials", "0"], "--trials must be >= 1, got 0"),
-        (["--budget", "huge"], "invalid choice: 'huge'"),
+        (["--budget", "huge"], "unknown budget 'huge'; valid budgets: smoke, quick, paper"),
         (["--workers", "0"], "--workers must be >= 1, got 0"),
     ],
 )
