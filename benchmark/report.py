@@ -1,4 +1,4 @@
-"""Render a :class:`benchmark.table.Report` as markdown, csv, LaTeX or JSON.
+"""A report of an experiment's runs (:class:`Report`), rendered as markdown, csv, LaTeX or JSON.
 
 The csv and JSON forms are the long summary itself (one row per statistic, with n, the estimate,
 the CI bounds and the CI method); markdown and LaTeX show one table per task setting and one across
@@ -10,15 +10,33 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from benchmark import stats
 
-if TYPE_CHECKING:
-    from benchmark.table import Report
+
+@dataclass
+class Report:
+    """Everything a table is rendered from."""
+
+    name: str
+    experiment: str
+    runs: pd.DataFrame = field(repr=False)
+    """One row per selected run (run_id, algorithm, kind, task, setting, seed, tuned, metrics)."""
+    tidy: pd.DataFrame = field(repr=False)
+    """One row per (run, metric)."""
+    summary: pd.DataFrame = field(repr=False)
+    """One row per (scope, setting, algorithm, statistic): n, estimate, ci_low, ci_high, the CI
+    method and its caveat (ci_note, "" when none applies)."""
+    baseline: str | None = None
+    notes: list[str] = field(default_factory=list)
+    parent_id: str | None = None
+    trials: list[int] = field(default_factory=list)
+    plots: list[Path] = field(default_factory=list)
+
 
 COLUMNS = {
     "total_reward": "total reward",

@@ -18,7 +18,6 @@ import json
 import os
 import re
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from benchmark import stats
+from benchmark.report import Report, render
 from benchmark.sweep import GRID_ARTIFACT, ROLE, SWEEP
 from tasks import TASKS, ConfigError, require
 
@@ -38,26 +38,6 @@ METRICS = {
 }
 IQM, ALL_SETTINGS = "iqm_normalized_score", "all settings"
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-
-
-@dataclass
-class Report:
-    """Everything a table is rendered from."""
-
-    name: str
-    experiment: str
-    runs: pd.DataFrame = field(repr=False)
-    """One row per selected run (run_id, algorithm, kind, task, setting, seed, tuned, metrics)."""
-    tidy: pd.DataFrame = field(repr=False)
-    """One row per (run, metric)."""
-    summary: pd.DataFrame = field(repr=False)
-    """One row per (scope, setting, algorithm, statistic): n, estimate, ci_low, ci_high, the CI
-    method and its caveat (ci_note, "" when none applies)."""
-    baseline: str | None = None
-    notes: list[str] = field(default_factory=list)
-    parent_id: str | None = None
-    trials: list[int] = field(default_factory=list)
-    plots: list[Path] = field(default_factory=list)
 
 
 def table_command(
@@ -78,7 +58,6 @@ def table_command(
         tracking_uri: the MLflow store.
         results_dir: where ``<name>.md``, ``<name>.csv`` and ``<name>/*.png`` go.
     """
-    from benchmark.report import render
 
     require(fmt in FORMATS, f"unknown format '{fmt}'; valid formats: {', '.join(FORMATS)}")
     client = open_store(tracking_uri)
@@ -321,7 +300,6 @@ def write_results(client: MlflowClient, report: Report, results_dir: Path) -> li
         results_dir: the results folder (created).
     """
     from benchmark.plots import plot_sweep
-    from benchmark.report import render
 
     results_dir.mkdir(parents=True, exist_ok=True)
     report.plots = plot_sweep(client, report.runs, results_dir / report.name)
