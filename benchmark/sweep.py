@@ -222,7 +222,7 @@ class SweepDriver:
 
     def _loop(self, launcher: Launcher, todo: list[Job]) -> int:
         pending: deque[Job] = deque(todo)
-        inflight: dict[Any, tuple[Job, str]] = {}
+        inflight: dict[Any, tuple[Job, str | None]] = {}
         failed = 0
         with SweepProgress(self.sweep.name, len(todo)) as progress:
             try:
@@ -247,7 +247,7 @@ class SweepDriver:
         return failed
 
     @staticmethod
-    def _fits(job: Job, inflight: dict[Any, tuple[Job, str]], slots: int) -> bool:
+    def _fits(job: Job, inflight: dict[Any, tuple[Job, str | None]], slots: int) -> bool:
         used = sum(min(other.cpus, slots) for other, _ in inflight.values())
         return used + min(job.cpus, slots) <= slots
 
