@@ -20,7 +20,7 @@ from baselines.base import MetaRLAlgorithm, SegmentedActorCriticConfig
 from baselines.losses import a2c_loss, n_step_returns
 from baselines.networks import FeedForwardActorCritic, RecurrentState
 from baselines.registry import register_algorithm
-from tasks import StepView, TaskFamily
+from tasks import StepView
 
 
 @dataclass
@@ -80,10 +80,6 @@ class A2C(MetaRLAlgorithm):
         """Nothing: a memoryless network has no states to store."""
         return {}
 
-    def make_policy(self) -> MemorylessPolicy:
-        """A :class:`baselines.policy.Policy` that acts with this module's network."""
-        return MemorylessPolicy(self)
-
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         # The segment plus one extra step whose value bootstraps a return cut by the segment's end.
         inputs = self.observation(torch.cat([batch["phi"], batch["phi_last"][None]]))
@@ -101,17 +97,3 @@ class A2C(MetaRLAlgorithm):
         )
         self.optimize(loss)
         self.record(batch, parts)
-
-
-class MemorylessPolicy:
-    """Evaluation policy around :meth:`A2C.act`: nothing to remember, nothing to reset."""
-
-    def __init__(self, module: A2C):
-        self.module = module
-
-    def begin(self, family: TaskFamily, batch_size: int, generator: torch.Generator) -> None:
-        self.generator = generator
-
-    def act(self, view: StepView) -> torch.Tensor:
-        actions, _, _ = self.module.act(view, (), self.generator)
-        return actions

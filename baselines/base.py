@@ -3,11 +3,13 @@
 A subclass sets ``name`` and ``Config`` (a dataclass with a docstring per field), builds its network
 in ``build_network`` and implements ``training_step`` over a rollout batch from
 :class:`benchmark.datamodule.MetaRLDataModule`. Rollouts are collected by the DataModule through
-``act`` under ``no_grad``; the update recomputes the sequence with gradients.
+``act`` under ``no_grad`` (:class:`baselines.rollout.RolloutCollector`); the update recomputes the
+sequence with gradients. An algorithm that gathers its own experience overrides ``experience``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
@@ -80,6 +82,20 @@ class SegmentedActorCriticConfig(ActorCriticConfig):
         )
 
 
+def scheduled(value: float, schedule: str, step: int, total: int) -> float:
+    """A coefficient under its schedule: ``constant``, or ``linear`` decay to 0 over the budget.
+
+    Args:
+        value: the coefficient at the start of the run.
+        schedule: ``constant`` or ``linear``.
+        step: updates taken so far.
+        total: updates in the whole run.
+    """
+    if schedule == "linear":
+        return value * max(0.0, 1.0 - step / max(1, total))
+    return value
+
+
 def check_value_normalization(cfg: Any) -> None:
     """Validate a config's ``normalize_values`` and ``value_norm_decay``: the decay lies in [0, 1)
     and differs from its default only where the critic's targets are normalised (elsewhere it
@@ -132,6 +148,19 @@ class MetaRLAlgorithm(pl.LightningModule):
             self.cfg.policy_init_gain,
             continuous=self.family.continuous_actions,
         )
+
+    def experience(self, seed: int) -> Iterator[Any] | None:
+        """Where the batches of ``training_step`` come from.
+
+        None (the default): the DataModule collects on-policy rollout segments with :meth:`act`
+        (:class:`baselines.rollout.RolloutCollector`). An algorithm that gathers its own
+        experience (LSTM-A3C's actor-learner processes) returns the stream of its batches instead;
+        the DataModule yields it as is, and the stream ends with the run's budget.
+
+        Args:
+            seed: the run's seed (training tasks come from its ``train`` stream).
+        """
+        return None
 
     # Rollout interface used by the DataModule and by evaluation -----------------------------
     @property
@@ -202,9 +231,9 @@ class MetaRLAlgorithm(pl.LightningModule):
             for key, value in state["metric_sums"].items()
         }
 
-    def make_policy(self) -> RecurrentPolicy:
+    def make_policy(self) -> ModulePolicy:
         """A :class:`baselines.policy.Policy` that acts with this module's network."""
-        return RecurrentPolicy(self)
+        return ModulePolicy(self)
 
     # Shared training helpers -------------------------------------------------------------
     def recompute(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -266,10 +295,10 @@ class MetaRLAlgorithm(pl.LightningModule):
     def optimize(self, loss: torch.Tensor) -> None:
         """One manual optimisation step with gradient-norm clipping."""
         optimizer = self.optimizers()
-        if self.cfg.lr_schedule == "linear":
-            progress = self.trainer.global_step / max(1, self.trainer.max_steps)
-            for group in optimizer.param_groups:
-                group["lr"] = self.cfg.lr * max(0.0, 1.0 - progress)
+        trainer = self.trainer
+        lr = scheduled(self.cfg.lr, self.cfg.lr_schedule, trainer.global_step, trainer.max_steps)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
         optimizer.zero_grad()
         self.manual_backward(loss)
         self.clip_gradients(
@@ -299,8 +328,9 @@ class MetaRLAlgorithm(pl.LightningModule):
         self._metric_sums = {}
 
 
-class RecurrentPolicy:
-    """Evaluation policy around a module's ``act``: samples from pi, resets at trial starts."""
+class ModulePolicy:
+    """Evaluation policy around a module's ``act``: samples from pi and carries the module's state
+    (a hidden state reset at trial starts; empty for a memoryless network)."""
 
     def __init__(self, module: MetaRLAlgorithm):
         self.module = module
@@ -317,8 +347,9 @@ class RecurrentPolicy:
 __all__ = [
     "ActorCriticConfig",
     "MetaRLAlgorithm",
-    "RecurrentPolicy",
+    "ModulePolicy",
     "SegmentedActorCriticConfig",
     "check_value_normalization",
     "mask_state",
+    "scheduled",
 ]

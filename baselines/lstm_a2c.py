@@ -62,24 +62,18 @@ class LSTMA2CConfig(RecurrentA2CConfig):
         check_value_normalization(self)
 
 
-@register_algorithm
-class LSTMA2C(MetaRLAlgorithm):
-    """Synchronous advantage actor-critic with a recurrent core (meta-RL through memory)."""
+class RecurrentA2C(MetaRLAlgorithm):
+    """The recurrent advantage actor-critic's loss, shared by LSTM-A2C and LSTM-A3C."""
 
-    name = "lstm-a2c"
-    Config = LSTMA2CConfig
+    def loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The A2C loss of a rollout segment and its parts (policy loss, value loss, entropy).
 
-    def __init__(self, algo: dict[str, Any], task_name: str, task: dict[str, Any]):
-        super().__init__(algo, task_name, task)
-        if self.cfg.normalize_values:
-            self.register_value_scale()
-
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        # Recompute the segment with gradients; the critic at the next step bootstraps the return
-        # where the segment cuts a trial (n_step_returns ignores it where the trial ended).
+        The segment is recomputed with gradients; the critic at the next step bootstraps the
+        return where the segment cuts a trial (the returns ignore it where the trial ended).
+        """
         logits, values, bootstrap = self.recompute(batch)
         returns = self.critic_targets(batch, values.detach(), bootstrap)
-        loss, parts = a2c_loss(
+        return a2c_loss(
             self.network.distribution(logits),
             values,
             batch["actions"],
@@ -88,8 +82,6 @@ class LSTMA2C(MetaRLAlgorithm):
             self.cfg.entropy_coef,
             self.cfg.normalize_advantages,
         )
-        self.optimize(loss)
-        self.record(batch, parts)
 
     @torch.no_grad()
     def critic_targets(
@@ -108,3 +100,21 @@ class LSTMA2C(MetaRLAlgorithm):
             self.cfg.gae_lambda,
         )
         return self.critic_scale_targets(returns)
+
+
+@register_algorithm
+class LSTMA2C(RecurrentA2C):
+    """Synchronous advantage actor-critic with a recurrent core (meta-RL through memory)."""
+
+    name = "lstm-a2c"
+    Config = LSTMA2CConfig
+
+    def __init__(self, algo: dict[str, Any], task_name: str, task: dict[str, Any]):
+        super().__init__(algo, task_name, task)
+        if self.cfg.normalize_values:
+            self.register_value_scale()
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        loss, parts = self.loss(batch)
+        self.optimize(loss)
+        self.record(batch, parts)

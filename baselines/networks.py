@@ -1,124 +1,21 @@
 """Actor-critic networks: recurrent (LSTM or GRU) for meta-learners, feed-forward for A2C.
 
-The policy head outputs categorical logits (discrete actions) or, with ``continuous=True``, the
-mean of a diagonal Gaussian whose log standard deviation is one learned, state-independent
-parameter per action entry. Sampled actions are not squashed: the family clips them to its bounds
-(see :attr:`tasks.base.TaskFamily.action_dim`), and log-probabilities are of the unclipped sample.
-Which kind of head a network has is decided once, at construction.
+Each is a core (a recurrent cell, or an MLP) under the heads of :class:`baselines.heads.ActionHead`:
+categorical logits or a diagonal Gaussian's mean, and a value.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 
 import torch
 from torch import nn
 
 from baselines.fast_gru import gru_sequence
 from baselines.fast_lstm import LSTMFromRollout, lstm_step, step_weights
-from baselines.losses import action_distribution
-from baselines.policy import (
-    categorical_log_prob,
-    gaussian_log_prob,
-    sample_actions_by_column,
-    sample_actions_with_log_prob,
-    sample_gaussian_actions,
-)
+from baselines.heads import ActionHead
 
 RecurrentState = tuple[torch.Tensor, ...]
-
-INITIAL_LOG_STD = 0.0
-"""Initial log standard deviation of a Gaussian policy (std 1, as in CleanRL's PPO)."""
-
-
-def _sample_categorical(logits, log_std, generator):
-    return sample_actions_by_column(logits, generator)
-
-
-def _sample_categorical_with_log_prob(logits, log_std, generator):
-    return sample_actions_with_log_prob(logits, generator)
-
-
-def _sample_gaussian_with_log_prob(mean, log_std, generator):
-    actions = sample_gaussian_actions(mean, log_std, generator)
-    return actions, gaussian_log_prob(mean, log_std, actions)
-
-
-def _categorical_log_prob(logits, log_std, actions):
-    return categorical_log_prob(logits, actions)
-
-
-def _logits(logits, log_std):
-    return logits  # the losses build the Categorical themselves, exactly as before
-
-
-@dataclass(frozen=True)
-class ActionKind:
-    """The functions of one kind of policy head, ``f(head_output, log_std, ...)``.
-
-    Module-level functions, so a network that holds one still pickles (LSTM-A3C's workers).
-    """
-
-    sample: Callable[..., torch.Tensor]
-    log_prob: Callable[..., torch.Tensor]
-    distribution: Callable[..., object]
-    sample_with_log_prob: Callable[..., tuple[torch.Tensor, torch.Tensor]]
-
-
-DISCRETE = ActionKind(
-    _sample_categorical, _categorical_log_prob, _logits, _sample_categorical_with_log_prob
-)
-CONTINUOUS = ActionKind(
-    sample_gaussian_actions, gaussian_log_prob, action_distribution, _sample_gaussian_with_log_prob
-)
-
-
-class ActionHead(nn.Module):
-    """Mixin of the actor-critics: the policy head's kind and, when continuous, its log-std."""
-
-    def init_action_head(self, num_actions: int, continuous: bool) -> None:
-        """Choose the head's kind once; a continuous head gets a learned log-std per entry.
-
-        Args:
-            num_actions: discrete actions, or the size of a continuous action vector.
-            continuous: a diagonal Gaussian head instead of categorical logits.
-        """
-        self.continuous = continuous
-        self.action_kind = CONTINUOUS if continuous else DISCRETE
-        self.log_std = (
-            nn.Parameter(torch.full((num_actions,), INITIAL_LOG_STD)) if continuous else None
-        )
-
-    def sample_action(
-        self, head_output: torch.Tensor, generator: torch.Generator | None
-    ) -> torch.Tensor:
-        """Sample one action per row of ``head_output`` [n, ...] (long [n] or float [n, d])."""
-        return self.action_kind.sample(head_output, self.log_std, generator)
-
-    def sample_with_log_prob(
-        self, head_output: torch.Tensor, generator: torch.Generator | None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """:meth:`sample_action` and the sample's :meth:`log_prob`, computed together."""
-        return self.action_kind.sample_with_log_prob(head_output, self.log_std, generator)
-
-    def log_prob(self, head_output: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """log pi(actions), float [...], under ``head_output`` [..., A or d]."""
-        return self.action_kind.log_prob(head_output, self.log_std, actions)
-
-    def heads(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The policy head's output [..., A] and the values [...] of ``features`` [..., H] in one
-        product: one node to back-propagate, and the features' gradient comes out whole instead
-        of summed from two heads' (a pass over the features each, at [T, B, H])."""
-        weight = torch.cat([self.policy_head.weight, self.value_head.weight])
-        heads = nn.functional.linear(
-            features, weight, torch.cat([self.policy_head.bias, self.value_head.bias])
-        )
-        return heads[..., :-1], heads[..., -1]
-
-    def distribution(self, head_output: torch.Tensor):
-        """What the policy losses take: the logits themselves, or a Gaussian distribution."""
-        return self.action_kind.distribution(head_output, self.log_std)
 
 
 def mask_state(state: RecurrentState, reset: torch.Tensor) -> RecurrentState:
@@ -163,12 +60,7 @@ class RecurrentActorCritic(ActionHead):
         self.cell = cell
         self.hidden_size = hidden_size
         self.rnn = rnn_class(input_dim, hidden_size)
-        self.policy_head = nn.Linear(hidden_size, num_actions)
-        self.value_head = nn.Linear(hidden_size, 1)
-        if policy_init_gain is not None:
-            nn.init.orthogonal_(self.policy_head.weight, gain=policy_init_gain)
-            nn.init.zeros_(self.policy_head.bias)
-        self.init_action_head(num_actions, continuous)
+        self.init_heads(hidden_size, num_actions, policy_init_gain, continuous)
 
     def initial_state(self, batch_size: int, device: torch.device | str) -> RecurrentState:
         """An all-zero hidden state for ``batch_size`` slots."""
@@ -405,12 +297,7 @@ class FeedForwardActorCritic(ActionHead):
             nn.Linear(hidden_size, hidden_size),
             nn.Tanh(),
         )
-        self.policy_head = nn.Linear(hidden_size, num_actions)
-        self.value_head = nn.Linear(hidden_size, 1)
-        if policy_init_gain is not None:
-            nn.init.orthogonal_(self.policy_head.weight, gain=policy_init_gain)
-            nn.init.zeros_(self.policy_head.bias)
-        self.init_action_head(num_actions, continuous)
+        self.init_heads(hidden_size, num_actions, policy_init_gain, continuous)
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits [..., num_actions] (the mean, if continuous) and values [...] of obs [..., in]."""

@@ -25,7 +25,12 @@ from typing import Any
 
 import torch
 
-from baselines.base import ActorCriticConfig, MetaRLAlgorithm, check_value_normalization
+from baselines.base import (
+    ActorCriticConfig,
+    MetaRLAlgorithm,
+    check_value_normalization,
+    scheduled,
+)
 from baselines.losses import gae, ppo_clip_loss
 from baselines.networks import RecurrentActorCritic, RecurrentState
 from baselines.registry import register_algorithm
@@ -231,7 +236,7 @@ class RL2(MetaRLAlgorithm):
     def entropy_coef(self) -> float:
         """The entropy bonus's weight now: constant, or decayed linearly over the run's budget."""
         trainer = self._trainer
-        if self.cfg.entropy_schedule == "constant" or trainer is None:
+        if trainer is None:
             return self.cfg.entropy_coef
-        progress = trainer.global_step / max(1, trainer.max_steps)
-        return self.cfg.entropy_coef * max(0.0, 1.0 - progress)
+        schedule, step = self.cfg.entropy_schedule, trainer.global_step
+        return scheduled(self.cfg.entropy_coef, schedule, step, trainer.max_steps)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from baselines.rollout import RolloutCollector
 from benchmark.config import load_run_config
-from benchmark.datamodule import RolloutCollector
 from benchmark.runner import build_module
 
 

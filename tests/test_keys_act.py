@@ -29,7 +29,8 @@ import torch
 from test_registry_gym import SMALL_PARAMS
 
 from baselines import algorithm_names, get_algorithm_class
-from baselines.lstm_a3c import WorkerContext, WorkerPool, _ActorLearner, make_shared_optimizer
+from baselines.actor_learner import ActorLearner, WorkerContext, make_shared_optimizer
+from baselines.async_learner import WorkerPool
 from benchmark.config import load_run_config
 from benchmark.datamodule import MetaRLDataModule
 from benchmark.runner import MemoryLogger, build_module
@@ -153,13 +154,11 @@ def _a3c_context(module, budget: int) -> WorkerContext:
     optimizer = make_shared_optimizer(
         list(module.network.parameters()), module.cfg.optimizer, module.cfg.lr
     )
+    delays = module.cfg.worker_delays
     return WorkerContext(
         index=0,
         seed=0,
-        cfg=module.cfg,
-        family=module.family,
-        rollout_steps=module.rollout_length,
-        network=module.network,
+        module=module,
         optimizer=optimizer,
         reports=queue.SimpleQueue(),
         start=threading.Event(),
@@ -168,6 +167,7 @@ def _a3c_context(module, budget: int) -> WorkerContext:
         applied=multiprocessing.Value("q", 0),
         budget=budget,
         parent_pid=os.getppid(),
+        delay=float(delays[0]) if delays else 0.0,
     )
 
 
@@ -176,7 +176,7 @@ def _train_a3c(overrides: tuple[str, ...]) -> Trained:
     spec = load_run_config("lstm-a3c", ALGO_TASK, [*ALGO_CONTEXT, *overrides])
     torch.manual_seed(0)
     module = build_module(spec)
-    _ActorLearner(_a3c_context(module, BATCHES), seed=0).run()
+    ActorLearner(_a3c_context(module, BATCHES), seed=0).run()
     return Trained(_flat(module.network), 0)
 
 
@@ -239,7 +239,7 @@ def test_log_every_changes_the_logging_and_nothing_else(algo):
 def test_lstm_a3c_workers_sizes_the_pool():
     module = build_module(load_run_config("lstm-a3c", ALGO_TASK, [*ALGO_CONTEXT, "algo.workers=3"]))
     optimizer = make_shared_optimizer(list(module.network.parameters()), "rmsprop", 1e-3)
-    pool = WorkerPool(module.network, optimizer, module.cfg, module.family, 6, 0, BATCHES)
+    pool = WorkerPool(module, optimizer, module.cfg.workers, seed=0, budget=BATCHES)
     try:
         assert len(pool.contexts) == 3
     finally:
@@ -253,7 +253,7 @@ def test_lstm_a3c_worker_delays_pause_the_worker_without_changing_its_updates():
     ctx = _a3c_context(module, BATCHES)
     assert ctx.delay == 0.05
     started = time.monotonic()
-    _ActorLearner(ctx, seed=0).run()
+    ActorLearner(ctx, seed=0).run()
     assert time.monotonic() - started >= BATCHES * 0.05
     assert torch.equal(_flat(module.network), trained("lstm-a3c").parameters)
 

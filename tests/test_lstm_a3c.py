@@ -22,7 +22,10 @@ from a3c_support import ExplodingInWorker1
 from mlflow import MlflowClient
 from store_support import fresh_store
 
-from baselines.lstm_a3c import LSTMA3C, LSTMA3CConfig, WorkerError, scheduled_lr, worker_seed
+from baselines.actor_learner import worker_seed
+from baselines.async_learner import WorkerError
+from baselines.base import scheduled
+from baselines.lstm_a3c import LSTMA3C, LSTMA3CConfig
 from benchmark.checkpoints import read_checkpoint
 from benchmark.config import load_run_config
 from benchmark.datamodule import MetaRLDataModule
@@ -106,14 +109,13 @@ def test_config_rejects_bad_workers_and_delays():
 
 
 def test_learning_rate_schedule_runs_over_the_shared_update_count():
-    constant = LSTMA3CConfig(lr=0.01)
-    assert [scheduled_lr(constant, u, 100) for u in (0, 50, 99)] == [0.01, 0.01, 0.01]
-    linear = LSTMA3CConfig(lr=0.01, lr_schedule="linear")
-    assert [scheduled_lr(linear, u, 100) for u in (0, 50, 99)] == pytest.approx([0.01, 0.005, 1e-4])
+    assert [scheduled(0.01, "constant", u, 100) for u in (0, 50, 99)] == [0.01, 0.01, 0.01]
+    linear = [scheduled(0.01, "linear", u, 100) for u in (0, 50, 99)]
+    assert linear == pytest.approx([0.01, 0.005, 1e-4])
 
 
 def test_worker_streams_differ_between_workers_and_runs():
-    seeds = {worker_seed(seed, index) for seed in range(3) for index in range(4)}
+    seeds = {worker_seed("lstm-a3c", seed, index) for seed in range(3) for index in range(4)}
     assert len(seeds) == 12
 
 
