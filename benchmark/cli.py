@@ -177,7 +177,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     pool = LocalLauncher(args.workers) if args.launcher == "local" else None
     try:
         from benchmark.sweep import sweep_command
+        from benchmark.table import table_command
         from benchmark.tracking import resolve_tracking_uri
+
+        def render(experiment: str, uri: str, results: Path) -> None:
+            table_command(experiment, None, "markdown", None, uri, results)
 
         return sweep_command(
             args.config,
@@ -187,6 +191,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             resolve_tracking_uri(args.tracking_uri),
             args.ray_address,
             started=pool,
+            render=render,
         )
     finally:
         if pool is not None:

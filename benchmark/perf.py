@@ -528,7 +528,7 @@ def sweep_seconds(workers: int, runs: int, env_steps: int) -> tuple[float, float
     """
     from mlflow.tracking import MlflowClient
 
-    from benchmark.sweep import ROLE
+    from benchmark.tracking import ROLE
 
     with tempfile.TemporaryDirectory() as tmp:
         sweep = Path(tmp) / "scaling.yaml"

@@ -38,6 +38,8 @@ from benchmark.datamodule import MetaRLDataModule
 from benchmark.evaluation import EvalResult, evaluate_policy
 from benchmark.tracking import (
     DEFAULT_EXPERIMENT,
+    HOST,
+    PID,
     RunLogger,
     download_artifact,
     flatten,
@@ -49,8 +51,6 @@ from tasks import ConfigError, require
 
 CHECKPOINT_ARTIFACT = f"{ARTIFACT_DIR}/{FINAL}"
 RESUME_ARTIFACT = f"{ARTIFACT_DIR}/{LAST}"
-OWNER_HOST, OWNER_PID = "metarl.host", "metarl.pid"
-"""Tags of the process that trains a run (``run --resume`` refuses a run whose owner lives)."""
 
 
 def build_module(spec: RunSpec) -> MetaRLAlgorithm:
@@ -190,7 +190,7 @@ def run_tags(spec: RunSpec) -> dict[str, str]:
 
 def owner_tags() -> dict[str, str]:
     """This process as the owner of a run."""
-    return {OWNER_HOST: socket.gethostname(), OWNER_PID: str(os.getpid())}
+    return {HOST: socket.gethostname(), PID: str(os.getpid())}
 
 
 def train_and_evaluate(
@@ -255,8 +255,8 @@ def resume_run(
         f"the checkpoint of run '{run_id}' does not hold the run's config",
     )
     client.update_run(run_id, "RUNNING")
-    client.set_tag(run_id, OWNER_HOST, socket.gethostname())
-    client.set_tag(run_id, OWNER_PID, str(os.getpid()))
+    client.set_tag(run_id, HOST, socket.gethostname())
+    client.set_tag(run_id, PID, str(os.getpid()))
     logger = RunLogger(tracking_uri=tracking_uri, run_id=run_id)
     return _train_logged(spec, logger, progress, resume=checkpoint)
 
@@ -268,7 +268,7 @@ def check_resumable(run: Any) -> None:
     require(status != "FINISHED", f"run '{run_id}' already FINISHED; nothing to resume")
     if status != "RUNNING":
         return
-    host, pid = tags.get(OWNER_HOST), int(tags.get(OWNER_PID, "0") or 0)
+    host, pid = tags.get(HOST), int(tags.get(PID, "0") or 0)
     require(
         host == socket.gethostname(),
         f"run '{run_id}' is RUNNING on host '{host}'; resume it there",

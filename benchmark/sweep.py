@@ -34,6 +34,7 @@ import socket
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,21 +45,23 @@ from benchmark.launchers import Launcher, check_launcher, make_launcher
 from benchmark.outbox import Outbox, first_line, is_transient, make_entry, retry, tune_http_client
 from benchmark.progress import SweepProgress
 from benchmark.sweep_config import Sweep, load_sweep
-from benchmark.tracking import ensure_experiment, git_tags, pid_running
+from benchmark.tracking import (
+    BEAT,
+    GRID_ARTIFACT,
+    HOST,
+    PID,
+    ROLE,
+    SWEEP,
+    ensure_experiment,
+    git_tags,
+    pid_running,
+)
 from benchmark.worker import Job
 from tasks import ConfigError
 
 HEARTBEAT_SECONDS = 30.0
 STALE_AFTER_SECONDS = 300.0
-ROLE, SWEEP, HOST, PID, BEAT = (
-    "metarl.role",
-    "metarl.sweep",
-    "metarl.host",
-    "metarl.pid",
-    "metarl.heartbeat",
-)
 RESUMED = "metarl.resumed_from_env_steps"
-GRID_ARTIFACT = "sweep/grid.json"
 EXIT_FAILED_RUNS, EXIT_PENDING, EXIT_INTERRUPTED = 1, 75, 130
 START_PATIENCE = 30.0
 """Seconds the store may be away when a sweep starts (then nothing runs)."""
@@ -79,8 +82,9 @@ def sweep_command(
     ray_address: str | None = None,
     results_dir: Path = Path("results"),
     started: Launcher | None = None,
+    render: Callable[[str, str, Path], object] | None = None,
 ) -> int:
-    """Validate a sweep, run what is not finished yet, then print and write its table.
+    """Validate a sweep, run what is not finished yet, then render its table.
 
     Args:
         source: a built-in sweep name or a YAML path.
@@ -92,6 +96,8 @@ def sweep_command(
         results_dir: where ``<name>.md``, ``<name>.csv`` and the plots go.
         started: a launcher already started by the caller, used instead of making one (the
             caller closes it).
+        render: prints and writes the table of (experiment, tracking URI, results directory)
+            once the runs are done (None: no table).
 
     Returns:
         0 when every run finished, 1 when some failed, 75 when the store is away (results that
@@ -112,11 +118,8 @@ def sweep_command(
         )
         return EXIT_PENDING
     status = driver.execute(todo, lambda: started or make_launcher(launcher, workers, ray_address))
-    if status in (EXIT_INTERRUPTED, EXIT_PENDING):
-        return status
-    from benchmark.table import table_command
-
-    table_command(sweep.experiment, None, "markdown", None, tracking_uri, results_dir)
+    if status not in (EXIT_INTERRUPTED, EXIT_PENDING) and render is not None:
+        render(sweep.experiment, tracking_uri, results_dir)
     return status
 
 

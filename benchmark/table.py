@@ -26,7 +26,7 @@ from mlflow.tracking import MlflowClient
 
 from benchmark import stats
 from benchmark.report import Report, render
-from benchmark.sweep import GRID_ARTIFACT, ROLE, SWEEP
+from benchmark.tracking import GRID_ARTIFACT, ROLE, SWEEP
 from tasks import TASKS, ConfigError, require
 
 FORMATS = ("markdown", "csv", "latex", "json")

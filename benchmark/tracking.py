@@ -21,6 +21,13 @@ from typing import Any
 from pytorch_lightning.loggers import MLFlowLogger
 
 DEFAULT_EXPERIMENT = "metarl-bench"
+ROLE, SWEEP = "metarl.role", "metarl.sweep"
+"""Tags of a sweep's runs: ``parent`` or ``child``, and the sweep's name."""
+HOST, PID, BEAT = "metarl.host", "metarl.pid", "metarl.heartbeat"
+"""Tags of the process that owns a run (a single run's trainer, a sweep's driver) and the time of
+the driver's last heartbeat."""
+GRID_ARTIFACT = "sweep/grid.json"
+"""The sweep parent's artifact listing every run of its grid."""
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 CUSTOM_MODEL_KIND = "custom_model_development"
 EXPERIMENT_KIND = {EXPERIMENT_KIND_TAG: CUSTOM_MODEL_KIND}
