@@ -80,13 +80,14 @@ class A2C(MetaRLAlgorithm):
         """Nothing: a memoryless network has no states to store."""
         return {}
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+    def loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The A2C loss of a rollout segment and its parts (policy loss, value loss, entropy)."""
         # The segment plus one extra step whose value bootstraps a return cut by the segment's end.
         inputs = self.observation(torch.cat([batch["phi"], batch["phi_last"][None]]))
         logits, values = self.network(inputs)
         bootstrap = values[-1].detach()
         returns = n_step_returns(batch["rewards"], batch["trial_done"], bootstrap, self.cfg.gamma)
-        loss, parts = a2c_loss(
+        return a2c_loss(
             self.network.distribution(logits[:-1]),
             values[:-1],
             batch["actions"],
@@ -95,5 +96,8 @@ class A2C(MetaRLAlgorithm):
             self.cfg.entropy_coef,
             self.cfg.normalize_advantages,
         )
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        loss, parts = self.loss(batch)
         self.optimize(loss)
         self.record(batch, parts)

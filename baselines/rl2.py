@@ -148,20 +148,6 @@ class RL2(MetaRLAlgorithm):
         # The critic's own outputs: behaviour_outputs puts them in reward units once per batch.
         return actions, {"values": values, "log_probs": log_probs}, state
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        targets = self.ppo_targets(batch)
-        trials = batch["phi"].shape[1]
-        sums: dict[str, torch.Tensor] = {}
-        for _ in range(self.cfg.epochs):
-            order = torch.randperm(trials, device=self.device)
-            for index in order.tensor_split(self.cfg.minibatches):
-                loss, parts = self.minibatch_loss(batch, targets, index)
-                self.optimize(loss)
-                for key, value in parts.items():
-                    sums[key] = sums.get(key, 0.0) + value
-        updates = self.optimizer_steps_per_batch
-        self.record(batch, {key: value / updates for key, value in sums.items()})
-
     @torch.no_grad()
     def ppo_targets(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """Old log-probabilities, GAE advantages and value targets for one batch of trials.
@@ -240,3 +226,17 @@ class RL2(MetaRLAlgorithm):
             return self.cfg.entropy_coef
         schedule, step = self.cfg.entropy_schedule, trainer.global_step
         return scheduled(self.cfg.entropy_coef, schedule, step, trainer.max_steps)
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        targets = self.ppo_targets(batch)
+        trials = batch["phi"].shape[1]
+        sums: dict[str, torch.Tensor] = {}
+        for _ in range(self.cfg.epochs):
+            order = torch.randperm(trials, device=self.device)
+            for index in order.tensor_split(self.cfg.minibatches):
+                loss, parts = self.minibatch_loss(batch, targets, index)
+                self.optimize(loss)
+                for key, value in parts.items():
+                    sums[key] = sums.get(key, 0.0) + value
+        updates = self.optimizer_steps_per_batch
+        self.record(batch, {key: value / updates for key, value in sums.items()})

@@ -100,7 +100,7 @@ def test_lstm_a2c_can_regress_standardised_returns():
     torch.testing.assert_close(targets * std + mean, returns)
     assert "value_moments" in module.state_dict()
     plain = build_module(load_run_config("lstm-a2c", "bernoulli-bandit", ["task.pulls=10"]))
-    assert "value_moments" not in plain.state_dict()  # checkpoints of runs without it are as before
+    assert "value_moments" not in plain.state_dict()  # a run without it checkpoints no moments
 
 
 def test_lstm_a2c_targets_are_td_lambda_returns_below_lambda_one():
