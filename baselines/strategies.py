@@ -1,17 +1,44 @@
 """The registry of classical (non-learned) strategies: ``evaluate STRATEGY TASK`` finds them here.
 
 A strategy is a factory ``make(family, **params) -> Policy`` plus, optionally, a ``Config``
-dataclass of its hyperparameters and the families it supports (None: every family).
+dataclass of its hyperparameters and the families it supports (None: every family). A config field
+whose metadata holds ``"grid"`` is the hyperparameter that tuning chooses, over those values
+(``field(default=0.2, metadata={GRID: (0.0, 0.1, ...)})``); a config has one such field at most.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from baselines.policy import OraclePolicy, Policy, RandomPolicy
 from tasks import ConfigError, TaskFamily
+
+GRID = "grid"
+"""The metadata key of a config field that holds the field's tuning grid."""
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The values tuning tries for one hyperparameter, in the order that breaks ties."""
+
+    param: str
+    values: tuple[Any, ...]
+
+
+def config_grid(config: type | None) -> Grid | None:
+    """The tuning grid declared on ``config`` (see :data:`GRID`), or None when it declares none.
+
+    Args:
+        config: a strategy's hyperparameter dataclass, or None.
+    """
+    if config is None:
+        return None
+    found = [Grid(f.name, tuple(f.metadata[GRID])) for f in fields(config) if GRID in f.metadata]
+    if len(found) > 1:
+        raise ValueError(f"{config.__name__} declares more than one tuning grid")
+    return found[0] if found else None
 
 
 @dataclass
@@ -49,6 +76,11 @@ class Strategy:
     def config_for(self, family_name: str) -> type | None:
         """The hyperparameter dataclass of the variant serving ``family_name``."""
         return self.variant(family_name).config
+
+    def grid_for(self, family_name: str) -> Grid | None:
+        """The tuning grid of the variant serving ``family_name``; None without one (or variant)."""
+        found = self.variants.get(family_name, self.variants.get(None))
+        return None if found is None else config_grid(found.config)
 
     def variant(self, family_name: str) -> Variant:
         """The variant serving ``family_name``; refuses families the strategy does not support."""

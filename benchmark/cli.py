@@ -136,15 +136,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     """Reproduce a published table: run it, compare, write results/ and log to MLflow."""
-    from benchmark.reproduce import REPRODUCIBLE
-    from benchmark.reproduce_table2 import TABLE, reproduce_rl2_table2
+    from benchmark.studies.pipeline import reproduce
+    from benchmark.studies.registry import get_table
 
-    tables = {**REPRODUCIBLE, TABLE: reproduce_rl2_table2}
-    require(
-        args.table in tables,
-        f"unknown table '{args.table}'; valid tables: {', '.join(sorted(tables))}",
-    )
-    summary = tables[args.table](
+    summary = reproduce(
+        get_table(args.table),
         budget=args.budget,
         trials=args.trials,
         settings=args.settings,

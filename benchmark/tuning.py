@@ -1,33 +1,50 @@
-"""Hyperparameter tuning of the classical strategies, with the grids of the RL² protocol.
+"""Hyperparameter tuning of the classical strategies over the grids declared on their configs.
 
-A strategy with a grid is played on ``tune`` trials once per grid value, and the value with the
-highest mean total reward wins (the first one on a tie). Tuning trials come from the ``tune`` task
-stream of the seed and reported results from the ``test`` stream, so no evaluation trial is ever
-seen while tuning. Every grid value is played on the very same tuning trials (common random
-numbers), which makes the comparison between values sharper than independent draws would.
+A strategy's grid is a field of its config dataclass (``baselines/classical``; see
+:func:`baselines.strategies.config_grid`). The strategy is played on ``tune`` trials once per grid
+value, and the value with the highest mean total reward wins (the first in grid order on a tie).
+Tuning trials come from the ``tune`` task stream of the seed and reported results from the ``test``
+stream, so no evaluation trial is ever seen while tuning. Every grid value is played on the very
+same tuning trials (common random numbers), which makes the comparison between values sharper than
+independent draws would.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from baselines.strategies import get_strategy
+from baselines.strategies import STRATEGIES, Grid, get_strategy
 from benchmark.evaluation import evaluate_policy
 from tasks import TaskFamily, require
 
 TUNE_SPLIT = "tune"
 EVAL_SPLIT = "test"
 
-TUNING_GRIDS: dict[str, tuple[str, tuple[Any, ...]]] = {
-    "eps-greedy": ("eps", tuple(round(0.1 * i, 1) for i in range(11))),
-    "ucb1": ("c", tuple(round(0.1 * i, 1) for i in range(11))),
-    "ots": ("samples", tuple(range(1, 21))),
-    "gittins": ("discount", (0.9, 0.99, 0.999, 0.9999)),
-}
-"""Strategy name -> (hyperparameter, grid), from the RL² Table 1 protocol (reference README)."""
 TUNING_FAMILIES = ("bernoulli-bandit", "dependent-bandit")
-"""The families whose strategies these grids tune (other families' strategies are not tuned)."""
+"""The families on which ``evaluate`` tunes a strategy that has a grid (the tabular-MDP grids are
+tuned by ``reproduce rl2-table2``, whose protocol they are, not on every ``evaluate``)."""
+
+
+def grid_of(strategy: str, family: str) -> Grid | None:
+    """The tuning grid of ``strategy`` on ``family``; None when it has none there.
+
+    Args:
+        strategy: a strategy name (a name that is no registered strategy has no grid).
+        family: a task family name.
+    """
+    return STRATEGIES[strategy].grid_for(family) if strategy in STRATEGIES else None
+
+
+def best_value(values: Sequence[Any], scores: dict[Any, float]) -> Any:
+    """The value of highest score, the first in ``values`` on a tie.
+
+    Args:
+        values: the grid, in order.
+        scores: the score of every grid value.
+    """
+    return max(values, key=lambda value: (scores[value], -values.index(value)))
 
 
 @dataclass
@@ -65,10 +82,10 @@ def tuned_param(
         explicit: hyperparameters the user set; a value given explicitly is never tuned.
         family: the task family evaluated on (only the bandit families are tuned).
     """
-    if strategy not in TUNING_GRIDS or family not in TUNING_FAMILIES:
+    grid = grid_of(strategy, family) if family in TUNING_FAMILIES else None
+    if grid is None:
         return None
-    param = TUNING_GRIDS[strategy][0]
-    return None if param in explicit else param
+    return None if grid.param in explicit else grid.param
 
 
 def tuning_score(
@@ -83,7 +100,7 @@ def tuning_score(
     """Mean total reward of ``strategy`` with its tuned hyperparameter at ``value`` on tune trials.
 
     Args:
-        strategy: a strategy with a grid in :data:`TUNING_GRIDS`.
+        strategy: a strategy with a grid on ``family``.
         family: the setting to tune on.
         value: the grid value.
         trials: tuning trials.
@@ -91,25 +108,27 @@ def tuning_score(
         fixed: other hyperparameters, held fixed.
         device: where the trials are played.
     """
-    param = TUNING_GRIDS[strategy][0]
+    param = grid_of(strategy, family.name).param
     policy = get_strategy(strategy).build(family, {**(fixed or {}), param: value})
     result = evaluate_policy(policy, family, trials, seed, device=device, split=TUNE_SPLIT)
     return result.mean_total_reward
 
 
-def choose(strategy: str, scores: dict[Any, float], trials: int, seed: int) -> TuningResult:
+def choose(
+    strategy: str, grid: Grid, scores: dict[Any, float], trials: int, seed: int
+) -> TuningResult:
     """The grid value with the highest score (the first in grid order on a tie).
 
     Args:
-        strategy: a strategy with a grid in :data:`TUNING_GRIDS`.
+        strategy: the strategy tuned (recorded).
+        grid: its grid.
         scores: the tuning score of every grid value.
         trials: tuning trials per value (recorded).
         seed: the tuning seed (recorded).
     """
-    param, grid = TUNING_GRIDS[strategy]
-    best = max(grid, key=lambda value: (scores[value], -grid.index(value)))
-    text_scores = {str(value): scores[value] for value in grid}
-    return TuningResult(strategy, param, best, trials, seed, TUNE_SPLIT, text_scores)
+    best = best_value(grid.values, scores)
+    text_scores = {str(value): scores[value] for value in grid.values}
+    return TuningResult(strategy, grid.param, best, trials, seed, TUNE_SPLIT, text_scores)
 
 
 def tune_strategy(
@@ -123,18 +142,19 @@ def tune_strategy(
     """Pick the grid value of ``strategy``'s hyperparameter with the best mean on tuning trials.
 
     Args:
-        strategy: a strategy with a grid in :data:`TUNING_GRIDS`.
+        strategy: a strategy with a grid on ``family``.
         family: the setting to tune on.
         trials: tuning trials per grid value.
         seed: seed whose ``tune`` task stream is played.
         fixed: other hyperparameters, held fixed.
         device: where the trials are played.
     """
-    require(strategy in TUNING_GRIDS, f"strategy '{strategy}' has no tuning grid")
+    grid = grid_of(strategy, family.name)
+    require(grid is not None, f"strategy '{strategy}' has no tuning grid on {family.name}")
     require(trials >= 1, f"tuning trials must be >= 1, got {trials}")
-    grid = TUNING_GRIDS[strategy][1]
-    scores = {v: tuning_score(strategy, family, v, trials, seed, fixed, device) for v in grid}
-    return choose(strategy, scores, trials, seed)
+    values = grid.values
+    scores = {v: tuning_score(strategy, family, v, trials, seed, fixed, device) for v in values}
+    return choose(strategy, grid, scores, trials, seed)
 
 
 def explicit_strategy_keys(overrides: list[str]) -> set[str]:

@@ -267,10 +267,34 @@ def test_tuning_picks_the_best_grid_value():
     family = make_task("bernoulli-bandit", arms=5, pulls=30)
     result = tuning.tune_strategy("eps-greedy", family, 200, seed=0)
     assert result.split == "tune" and len(result.scores) == 11
-    assert result.value == max(
-        tuning.TUNING_GRIDS["eps-greedy"][1], key=lambda v: result.scores[str(v)]
-    )
+    grid = tuning.grid_of("eps-greedy", "bernoulli-bandit")
+    assert result.param == grid.param and len(grid.values) == 11
+    assert result.value == max(grid.values, key=lambda v: result.scores[str(v)])
     assert result.scores["1.0"] < result.scores[str(result.value)]  # uniform play is never best
+
+
+def test_every_grid_sits_on_its_config_and_each_value_is_valid():
+    from baselines.strategies import STRATEGIES, config_grid
+
+    grids = set()
+    for strategy in STRATEGIES.values():
+        for family, variant in strategy.variants.items():
+            grid = config_grid(variant.config)
+            if grid is None:
+                continue
+            grids.add((strategy.name, variant.config))
+            assert grid.values and len(set(grid.values)) == len(grid.values), strategy.name
+            for value in grid.values:
+                variant.config(**{grid.param: value})  # within the config's own range checks
+            assert strategy.grid_for(family) == grid
+    assert len(grids) == 8  # eps-greedy (bandits, MDPs), ucb1, ots, gittins, opsrl, ucrl2, beb
+
+
+def test_evaluate_tunes_on_the_bandit_families_only():
+    assert tuning.tuned_param("eps-greedy", family="dependent-bandit") == "eps"
+    assert tuning.grid_of("eps-greedy", "tabular-mdp") is not None
+    assert tuning.tuned_param("eps-greedy", family="tabular-mdp") is None
+    assert tuning.tuned_param("ucb1", {"c"}) is None and tuning.grid_of("rl2", "two-step") is None
 
 
 def test_explicit_hyperparameter_is_not_tuned(capsys):
@@ -295,7 +319,7 @@ def test_evaluate_reports_the_tuned_value(capsys):
     code = main([*argv, "--json", "--seed", "1"])
     payload = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert code == 0 and set(payload["tuned"]) == {"eps"}
-    assert payload["tuned"]["eps"] in tuning.TUNING_GRIDS["eps-greedy"][1]
+    assert payload["tuned"]["eps"] in tuning.grid_of("eps-greedy", "bernoulli-bandit").values
 
 
 # Bad input ---------------------------------------------------------------------------------------

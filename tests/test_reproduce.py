@@ -9,101 +9,108 @@ import pytest
 from mlflow.tracking import MlflowClient
 from store_support import fresh_store
 
-from benchmark import reproduce
 from benchmark.cli import main
-from benchmark.reproduce import Cell, parse_settings, published_table
+from benchmark.studies import classical, compare, render
+from benchmark.studies.cells import Cell, Results
+from benchmark.studies.inputs import load_budget, parse_settings, published_table
+from benchmark.studies.learned import learned_cells
+from benchmark.studies.pipeline import start_run
+from benchmark.studies.rl2_table1 import BEST_OF_GRID, SPEC, measure_best_of_grid
+from benchmark.tuning import grid_of
 
 REFERENCE = {"10x5": {"Random": 5.0, "UCB1": 6.7}, "100x50": {"UCB1": 84.3, "TS": 64.5}}
+COLUMNS = [column.name for column in SPEC.columns]
 
 
 def test_published_numbers_ship_with_the_suite():
-    table = published_table()
+    table = published_table(SPEC)
     assert len(table) == 9
-    assert all(len(row) == len(reproduce.COLUMNS) for row in table.values())
+    assert all(list(row) == COLUMNS for row in table.values())
     for setting, values in REFERENCE.items():
         for column, value in values.items():
             assert table[setting][column] == value
-    assert "shared" not in str(reproduce.PUBLISHED_CSV)
+    assert "shared" not in str(SPEC.published_path)
 
 
 def test_settings_are_named_pulls_x_arms():
-    assert [s.name for s in parse_settings(None)][:3] == ["10x5", "10x10", "10x50"]
-    assert [(s.pulls, s.arms) for s in parse_settings(["500x10", "10x5", "500x10"])] == [
-        (500, 10),
-        (10, 5),
-    ]
+    assert [s.name for s in parse_settings(SPEC, None)][:3] == ["10x5", "10x10", "10x50"]
+    picked = parse_settings(SPEC, ["500x10", "10x5", "500x10"])
+    assert [s.task() for s in picked] == [{"pulls": 500, "arms": 10}, {"pulls": 10, "arms": 5}]
 
 
 def test_every_budget_loads():
-    budgets = {name: reproduce.load_budget(name) for name in reproduce.BUDGETS}
+    budgets = {name: load_budget(SPEC, name) for name in ("smoke", "quick", "paper")}
     assert budgets["smoke"].trials < budgets["quick"].trials == 1000
-    assert budgets["quick"].rl2_pulls == [10]
-    assert budgets["paper"].rl2_pulls == [10, 100, 500]
+    assert budgets["quick"].learned_settings == ["10x5", "10x10", "10x50"]
+    assert budgets["paper"].learned_settings == [s.name for s in parse_settings(SPEC, None)]
+    assert budgets["smoke"].tune_trials_for("ots") < budgets["smoke"].tune_trials_for("ucb1")
+
+
+def cell(setting: str, column: str, **values) -> Cell:
+    """A Table 1 cell of ``setting`` (PULLSxARMS) compared with a published value."""
+    row = parse_settings(SPEC, [setting])[0]
+    strategy = SPEC.column(column).strategy or "rl2"
+    return Cell(row, column, strategy, rounding_sd=SPEC.rounding_sd, **values)
 
 
 def test_z_combines_our_published_and_rounding_errors():
-    cell = Cell("10x5", 10, 5, "UCB1", "ucb1", published=6.7, mean=6.5, stderr=0.1, trials=400)
+    ucb1 = cell("10x5", "UCB1", published=6.7, mean=6.5, stderr=0.1, trials=400)
     std = 0.1 * math.sqrt(400)
     scale = math.sqrt(0.1**2 + (std / math.sqrt(1000)) ** 2 + 0.05**2 / 3)
-    assert cell.z == pytest.approx(-0.2 / scale)
-    assert not cell.flagged
-    far = Cell("10x5", 10, 5, "UCB1", "ucb1", published=6.7, mean=6.0, stderr=0.1, trials=400)
-    assert far.flagged
-    assert Cell("10x5", 10, 5, "RL2", "rl2", published=6.7, note="not run").z is None
+    assert ucb1.z == pytest.approx(-0.2 / scale)
+    assert not ucb1.flagged
+    assert cell("10x5", "UCB1", published=6.7, mean=6.0, stderr=0.1, trials=400).flagged
+    assert cell("10x5", "RL2", published=6.7, note="not run").z is None
 
 
 def test_every_flagged_cell_gets_a_footnote_with_no_reason_written_in_the_code():
-    below = Cell("10x5", 10, 5, "OTS", "ots", published=6.7, mean=6.0, stderr=0.1, trials=400)
-    above = Cell("10x50", 10, 50, "OTS", "ots", published=6.7, mean=7.4, stderr=0.1, trials=400)
-    near = Cell("10x10", 10, 10, "OTS", "ots", published=6.7, mean=6.7, stderr=0.1, trials=400)
-    rl2 = Cell("10x5", 10, 5, "RL2", "rl2", published=6.7, mean=5.5, stderr=0.1, trials=400)
-    refs, texts = reproduce.footnotes([below, above, near, rl2])
+    below = cell("10x5", "OTS", published=6.7, mean=6.0, stderr=0.1, trials=400)
+    above = cell("10x50", "OTS", published=6.7, mean=7.4, stderr=0.1, trials=400)
+    near = cell("10x10", "OTS", published=6.7, mean=6.7, stderr=0.1, trials=400)
+    rl2 = cell("10x5", "RL2", published=6.7, mean=5.5, stderr=0.1, trials=400)
+    refs, texts = compare.footnotes(SPEC, Results([below, above, near, rl2]))
     # A deficit and an excess alike are shown, and nothing unmeasured explains them.
-    assert texts == [reproduce.UNEXPLAINED]
-    assert refs == {("10x5", "OTS"): [1], ("10x50", "OTS"): [1], ("10x5", "RL2"): [1]}
-    assert not hasattr(reproduce, "KNOWN_REASONS")
-    assert reproduce.format_cell(below, [1]).endswith("⚠ [1]")
-    assert reproduce.format_cell(near, []).endswith("+0.0")
+    assert texts == [SPEC.unexplained]
+    assert refs == {("10x5", "OTS"): 1, ("10x50", "OTS"): 1, ("10x5", "RL2"): 1}
+    assert render.format_cell(SPEC, below, 1).endswith("⚠ [1]")
+    assert render.format_cell(SPEC, near, None).endswith("+0.0")
 
 
 def test_best_of_grid_footnote_gives_figures_measured_by_the_same_command():
-    budget = reproduce.load_budget("smoke")
-    setting = parse_settings(["10x5"])[0]
-    cells = reproduce.run_classical([setting], budget, 100, 0, workers=1)
+    run = start_run(SPEC, "smoke", 100, ["10x5"], seed=0, workers=1)
+    cells = classical.run_classical(run)
     published = {c.column: c.mean for c in cells} | {"UCB1": 9.5, "Greedy": 9.5, "RL2": 6.7}
-    table = reproduce.complete_table([setting], cells, {"10x5": published})
+    results = Results(compare.complete_table(run, cells, {"10x5": published}))
+    table = results.table
     assert [c.column for c in table if c.flagged] == ["UCB1", "Greedy"]
-    best = reproduce.best_of_grid(table, budget, 100, 0, workers=1)
+    measure_best_of_grid(run, results)
+    best = results.evidence[BEST_OF_GRID]
     assert set(best) == {("10x5", "UCB1")}  # flagged and tuned; Greedy has no grid
+    ucb1 = SPEC.column("UCB1")
     scores = {
-        c: reproduce.run_job(reproduce.Job("UCB1", "ucb1", setting, (("c", c),), 100, 0, "test"))
-        for c in reproduce.TUNING_GRIDS["ucb1"][1]
+        c: classical.run_job(classical.make_job(run, run.settings[0], ucb1, (("c", c),)))
+        for c in grid_of("ucb1", SPEC.family).values
     }
-    top = max(scores, key=lambda c: scores[c][0])
-    found, ucb1 = best[("10x5", "UCB1")], table[4]
-    assert found.tuned == {"c": top} and found.mean == scores[top][0] >= ucb1.mean
-    assert found.stderr == scores[top][1] and found.published == 9.5
-    refs, texts = reproduce.footnotes(table, best)
-    assert refs == {("10x5", "UCB1"): [1], ("10x5", "Greedy"): [2]}
-    assert texts[1] == reproduce.UNEXPLAINED
+    top = max(scores, key=lambda c: scores[c].mean)
+    found, cell_ucb1 = best[("10x5", "UCB1")], table[4]
+    assert found.tuned == {"c": top} and found.mean == scores[top].mean >= cell_ucb1.mean
+    assert found.stderr == scores[top].stderr and found.published == 9.5
+    refs, texts = compare.footnotes(SPEC, results)
+    assert refs == {("10x5", "UCB1"): 1, ("10x5", "Greedy"): 2}
+    assert texts[1] == SPEC.unexplained
     assert f"c = {top}, {found.mean:.2f} ± {found.stderr:.2f}, z = {found.z:+.1f}" in texts[0]
-    tuned = f"c = {ucb1.tuned['c']} tuned on the `tune` stream: {ucb1.mean:.2f}"
+    tuned = f"c = {cell_ucb1.tuned['c']} tuned on the `tune` stream: {cell_ucb1.mean:.2f}"
     assert tuned in texts[0]
-    markdown = reproduce.format_markdown(table, SMOKE_META, best)
+    markdown = render.format_markdown(run, results, SMOKE_META)
     assert markdown.count("⚠ [") == 2 and "| 9.5 · " in markdown
     assert f"\n[1] {texts[0]}\n[2] {texts[1]}\n" in markdown
+    assert "(100 trials per grid value, OTS 50)" in markdown
 
 
 SMOKE_META = {
     "command": "metarl-bench reproduce rl2-table1",
-    "budget": "smoke",
-    "seed": 0,
     "git_commit": "0" * 40,
-    "trials": 100,
-    "tune_trials": 100,
-    "ots_tune_trials": 50,
     "classical_seconds": 1.0,
-    "workers": 1,
     "cpu_count": 2,
     "classical_cpu_seconds": 1.0,
 }
@@ -141,6 +148,21 @@ def run_cli(argv: list[str]) -> int:
         return int(exit_.code)
 
 
+def test_every_table_spec_matches_its_published_csv_and_budgets():
+    from baselines import algorithm_names
+    from benchmark.studies.registry import TABLES
+
+    for spec in TABLES.values():
+        published = published_table(spec)
+        names = {column.name for column in spec.columns}
+        assert all(set(row) <= names for row in published.values()), spec.name
+        assert all(d.compares in names and d.strategy for d in spec.diagnostics), spec.name
+        assert all(c.algorithm in algorithm_names() for c in spec.learned_columns), spec.name
+        assert spec.rescale_by is None or spec.column(spec.rescale_by).strategy == "random"
+        for budget in ("smoke", "quick", "paper"):
+            load_budget(spec, budget)  # strategies and learned settings checked
+
+
 def test_unknown_table_lists_the_valid_ones(capsys):
     assert main(["reproduce", "rl2-table9"]) == 2
     err = capsys.readouterr().err.strip()
@@ -157,12 +179,12 @@ def test_smoke_reproduction_end_to_end(tmp_path, monkeypatch, capsys):
     assert code == 0 and "| 10 | 5 |" in stdout
     with open(tmp_path / "out" / "rl2_table1.csv") as handle:
         rows = list(csv.DictReader(handle))
-    assert [row["column"] for row in rows] == [column for column, _ in reproduce.COLUMNS]
+    assert [row["column"] for row in rows] == COLUMNS
     by_column = {row["column"]: row for row in rows}
-    for column, strategy in reproduce.COLUMNS:
-        row = by_column[column]
-        assert float(row["published"]) == published_table()["10x5"][column]
-        if strategy is not None:
+    for column in SPEC.columns:
+        row = by_column[column.name]
+        assert float(row["published"]) == published_table(SPEC)["10x5"][column.name]
+        if column.strategy is not None:
             assert row["trials"] == "100"
     random = float(by_column["Random"]["mean"]), float(by_column["Random"]["stderr"])
     assert abs(random[0] - 5.0) < 4 * random[1]  # 10 pulls at E[p] = 0.5
@@ -172,10 +194,7 @@ def test_smoke_reproduction_end_to_end(tmp_path, monkeypatch, capsys):
     assert by_column["OTS"]["tuned"].startswith("samples=")
     assert by_column["Gittins"]["tuned"].startswith("discount=")
     rl2 = by_column["RL2"]
-    if reproduce.rl2_available():
-        assert rl2["run_id"] and rl2["mean"] and rl2["note"].startswith("trained for")
-    else:
-        assert rl2["note"] == "not run" and rl2["mean"] == ""
+    assert rl2["run_id"] and rl2["mean"] and rl2["note"].startswith("trained for")
     markdown = (tmp_path / "out" / "rl2_table1.md").read_text()
     assert "--budget smoke --trials 100 --settings 10x5" in markdown
     runs = MlflowClient(uri).search_runs(
@@ -188,28 +207,27 @@ def test_smoke_reproduction_end_to_end(tmp_path, monkeypatch, capsys):
     assert run.data.params["budget"] == "smoke"
     artifacts = {a.path for a in MlflowClient(uri).list_artifacts(run.info.run_id)}
     assert artifacts == {"rl2_table1.md", "rl2_table1.csv"}
+    experiment = MlflowClient(uri).get_experiment(run.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
 
 
 @pytest.mark.slow
 def test_rl2_column_training_path(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    algorithm = reproduce.RL2_ALGORITHM if reproduce.rl2_available() else "lstm-a2c"
-    budget = reproduce.load_budget("smoke")
     uri = fresh_store(tmp_path)
-    settings = parse_settings(["10x5", "100x5"])
-    cells = reproduce.rl2_cells(settings, budget, 50, 0, uri, "reproduce", algorithm=algorithm)
-    assert [cell.setting for cell in cells] == ["10x5"]  # smoke trains the 10-pull settings only
-    cell = cells[0]
-    run = MlflowClient(uri).get_run(cell.run_id)
-    assert cell.trials == 50 and run.info.status == "FINISHED"
-    assert cell.mean == run.data.metrics["eval/mean_total_reward"]
-    assert cell.stderr == run.data.metrics["eval/stderr"]
+    run = start_run(SPEC, "smoke", 50, ["10x5", "100x5"], seed=0, workers=1)
+    cells = learned_cells(run, uri, "reproduce")
+    # smoke trains the 10-pull settings only
+    assert [(c.setting.name, c.column, c.strategy) for c in cells] == [("10x5", "RL2", "rl2")]
+    rl2 = cells[0]
+    logged = MlflowClient(uri).get_run(rl2.run_id)
+    assert rl2.trials == 50 and logged.info.status == "FINISHED"
+    assert rl2.mean == logged.data.metrics["eval/mean_total_reward"]
+    assert rl2.stderr == logged.data.metrics["eval/stderr"]
 
 
 @pytest.mark.slow
 def test_worker_processes_give_the_same_cells_as_one_process():
-    budget = reproduce.load_budget("smoke")
-    settings = parse_settings(["10x10"])
-    one = reproduce.run_classical(settings, budget, 100, 0, workers=1)
-    two = reproduce.run_classical(settings, budget, 100, 0, workers=2)
+    one = classical.run_classical(start_run(SPEC, "smoke", 100, ["10x10"], seed=0, workers=1))
+    two = classical.run_classical(start_run(SPEC, "smoke", 100, ["10x10"], seed=0, workers=2))
     assert [(c.column, c.mean, c.tuned) for c in one] == [(c.column, c.mean, c.tuned) for c in two]

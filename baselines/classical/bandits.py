@@ -19,12 +19,12 @@ Conventions shared by all strategies here:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from baselines.classical.sampling import sample_beta, sample_beta_gammas
-from baselines.strategies import register_strategy
+from baselines.strategies import GRID, register_strategy
 from tasks import ConfigError, StepView, TaskFamily, require
 
 BANDIT_FAMILIES = ("bernoulli-bandit", "dependent-bandit")
@@ -236,14 +236,16 @@ class BayesOptimalPolicy(CountingPolicy):
 
 
 # Registration -----------------------------------------------------------------------------------
+# The grids are the RL² Table 1 protocol's (Duan et al. 2016, as in the reference README); a value
+# given explicitly (``strategy.c=0.3``) is not tuned.
 
 
 @dataclass
 class EpsGreedyConfig:
     """Hyperparameters of eps-greedy."""
 
-    eps: float = 0.1
-    """Probability of a uniformly random pull (tuned over 0, 0.1, ..., 1 unless given)."""
+    eps: float = field(default=0.1, metadata={GRID: tuple(round(0.1 * i, 1) for i in range(11))})
+    """Probability of a uniformly random pull."""
 
     def __post_init__(self):
         require(0.0 <= self.eps <= 1.0, f"strategy.eps must be in [0, 1], got {self.eps}")
@@ -253,8 +255,8 @@ class EpsGreedyConfig:
 class UCB1Config:
     """Hyperparameters of UCB1."""
 
-    c: float = 0.2
-    """Scale of the exploration bonus (tuned over 0, 0.1, ..., 1 unless given)."""
+    c: float = field(default=0.2, metadata={GRID: tuple(round(0.1 * i, 1) for i in range(11))})
+    """Scale of the exploration bonus."""
 
     def __post_init__(self):
         require(self.c >= 0.0, f"strategy.c must be >= 0, got {self.c}")
@@ -264,8 +266,8 @@ class UCB1Config:
 class OTSConfig:
     """Hyperparameters of optimistic Thompson sampling."""
 
-    samples: int = 1
-    """Posterior draws per step m (tuned over 1..20 unless given)."""
+    samples: int = field(default=1, metadata={GRID: tuple(range(1, 21))})
+    """Posterior draws per step m."""
     variant: str = "hpd"
     """hpd: keep the joint draw of highest posterior density (RL² authors'); max: per-arm max."""
 
@@ -281,8 +283,8 @@ class OTSConfig:
 class GittinsConfig:
     """Hyperparameters of the Gittins index strategy."""
 
-    discount: float = 0.99
-    """Discount of the index (tuned over 0.9, 0.99, 0.999, 0.9999 unless given)."""
+    discount: float = field(default=0.99, metadata={GRID: (0.9, 0.99, 0.999, 0.9999)})
+    """Discount of the index."""
     truncation: int = 0
     """Horizon of the truncated dynamic programme; 0 uses the index module's default."""
 

@@ -21,13 +21,13 @@ replans at the start of every episode by finite-horizon value iteration over all
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from baselines.classical.bandits import EpsGreedyConfig
 from baselines.classical.sampling import sample_gamma
-from baselines.strategies import register_strategy
+from baselines.strategies import GRID, register_strategy
 from tasks import StepView, TaskFamily, require
 from tasks.tabular_mdp import finite_horizon_q
 
@@ -258,12 +258,18 @@ class BEBPlanner(PosteriorPlanner):
 
 
 # Registration -------------------------------------------------------------------------------
+# The grids are the RL² Table 2 protocol's (Duan et al. 2016, as in the reference README).
+
+SCALE_GRID = tuple(float(f"{10 ** (-4 + 0.2 * i):.4g}") for i in range(21))
+"""10^(-4 + 0.2 i), i = 0..20: 1e-4 to 1 in 21 log-spaced values (4 significant digits)."""
 
 
 @dataclass
 class TabularEpsGreedyConfig(EpsGreedyConfig):
     """Hyperparameters of eps-greedy on tabular MDPs."""
 
+    eps: float = field(default=0.1, metadata={GRID: tuple(round(0.1 * i, 1) for i in range(1, 11))})
+    """Probability of a uniformly random action in the first episode of a trial."""
     decay: float = 0.0
     """Exploration in episode k is eps / k^decay (0: constant, the RL² protocol's reading)."""
 
@@ -279,8 +285,8 @@ class TabularEpsGreedyConfig(EpsGreedyConfig):
 class OPSRLConfig:
     """Hyperparameters of OPSRL."""
 
-    samples: int = 1
-    """Posterior samples per episode (the RL² protocol tunes 1..20)."""
+    samples: int = field(default=1, metadata={GRID: tuple(range(1, 21))})
+    """Posterior samples per episode."""
 
     def __post_init__(self):
         require(self.samples >= 1, f"strategy.samples must be >= 1, got {self.samples}")
@@ -290,8 +296,8 @@ class OPSRLConfig:
 class BonusConfig:
     """Hyperparameters of UCRL2 and BEB."""
 
-    scale: float = 1.0
-    """Multiplier of the confidence widths / bonus (the RL² protocol tunes 1e-4..1)."""
+    scale: float = field(default=1.0, metadata={GRID: SCALE_GRID})
+    """Multiplier of the confidence widths / bonus."""
 
     def __post_init__(self):
         require(

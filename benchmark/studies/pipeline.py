@@ -1,0 +1,155 @@
+"""``metarl-bench reproduce TABLE``: one pipeline for every published table.
+
+tune -> evaluate (the classical cells, :mod:`benchmark.studies.classical`) -> train (the learned
+columns, :mod:`benchmark.studies.learned`) -> compare (published values, z, the spec's evidence
+and footnotes, :mod:`benchmark.studies.compare`) -> render (``<out>/<table>.md`` and ``.csv``,
+:mod:`benchmark.studies.render`) -> log (one MLflow run, :mod:`benchmark.studies.log`).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmark.studies.cells import Results
+from benchmark.studies.classical import cpu_seconds, run_classical
+from benchmark.studies.compare import complete_diagnostics, complete_table, footnotes
+from benchmark.studies.inputs import Run, load_budget, parse_settings, published_table
+from benchmark.studies.learned import learned_cells, learned_note
+from benchmark.studies.log import log_to_mlflow
+from benchmark.studies.render import format_markdown, write_csv
+from benchmark.studies.spec import TableSpec
+from benchmark.tracking import git_tags, resolve_tracking_uri
+from tasks import require
+
+
+def start_run(
+    spec: TableSpec,
+    budget: str,
+    trials: int | None,
+    settings: list[str] | None,
+    seed: int,
+    workers: int,
+) -> Run:
+    """The invocation, validated before anything is computed or written.
+
+    Args:
+        spec: the table.
+        budget: a budget of the table's YAML.
+        trials: held-out trials per cell; None uses the budget's.
+        settings: setting names; None or empty for all.
+        seed: seed of the tuning and evaluation streams.
+        workers: processes for the classical cells.
+    """
+    chosen = load_budget(spec, budget)
+    trials = chosen.trials if trials is None else trials
+    require(trials >= 1, f"--trials must be >= 1, got {trials}")
+    require(workers >= 1, f"--workers must be >= 1, got {workers}")
+    rows = parse_settings(spec, settings)
+    return Run(spec, budget, chosen, trials, seed, workers, rows)
+
+
+def reproduce(
+    spec: TableSpec,
+    budget: str = "quick",
+    trials: int | None = None,
+    settings: list[str] | None = None,
+    out: str | Path = "results",
+    seed: int = 0,
+    workers: int = 2,
+    skip_rl2: bool = False,
+    tracking_uri: str | None = None,
+    experiment: str = "reproduce",
+) -> dict[str, Any]:
+    """Run the table, write ``<out>/<table>.md`` and ``.csv``, log them to MLflow.
+
+    Args:
+        spec: the table.
+        budget: a budget of ``benchmark/configs/reproduce/<table>.yaml`` (smoke, quick, paper).
+        trials: held-out trials per cell; None uses the budget's.
+        settings: setting names (``10x5`` for Table 1, ``10`` for Table 2); None or empty for all.
+        out: directory of the written table.
+        seed: seed of the tuning and evaluation streams (and of the learned runs).
+        workers: processes for the classical cells.
+        skip_rl2: do not train the learned columns.
+        tracking_uri: MLflow store (default: sqlite in the working directory).
+        experiment: MLflow experiment.
+
+    Returns:
+        the paths written, the MLflow run id, timings and the cells.
+    """
+    run = start_run(spec, budget, trials, settings, seed, workers)
+    uri = resolve_tracking_uri(tracking_uri)
+    started = time.perf_counter()
+    results, timings = measure(run, uri, experiment, skip_rl2)
+    meta = {
+        "command": command_line(run, settings, skip_rl2),
+        "cpu_count": multiprocessing.cpu_count(),
+        "git_commit": git_tags()["git_commit"],
+        **timings,
+    }
+    files = write_report(run, results, meta, Path(out))
+    run_id = log_to_mlflow(run, results, meta, files, uri, experiment)
+    return {
+        "markdown": str(files[0]),
+        "csv": str(files[1]),
+        "run_id": run_id,
+        **timings,
+        "total_seconds": time.perf_counter() - started,
+        "flagged": sum(cell.flagged for cell in results.table),
+        "footnoted": len(footnotes(spec, results)[0]),
+        "cells": [cell.record() for cell in [*results.table, *results.diagnostics]],
+    }
+
+
+def measure(
+    run: Run, tracking_uri: str, experiment: str, skip_learned: bool
+) -> tuple[Results, dict[str, float]]:
+    """Tune and evaluate the classical cells, train the learned ones, compare with the published
+    table and gather the spec's evidence; return the results and the classical cells' timings.
+
+    Args:
+        run: the invocation.
+        tracking_uri: MLflow store of the learned runs.
+        experiment: MLflow experiment of the learned runs.
+        skip_learned: leave the learned columns "not run".
+    """
+    published = published_table(run.spec)
+    started, cpu_started = time.perf_counter(), cpu_seconds()
+    cells = run_classical(run)
+    timings = {
+        "classical_seconds": time.perf_counter() - started,
+        "classical_cpu_seconds": cpu_seconds() - cpu_started,
+    }
+    run.notes += [learned_note(run, c, skip_learned) for c in run.spec.learned_columns]
+    if not skip_learned:
+        cells += learned_cells(run, tracking_uri, experiment)
+    results = Results(
+        complete_table(run, cells, published), complete_diagnostics(run, cells, published)
+    )
+    for evidence in run.spec.evidence:
+        evidence(run, results)
+    return results, timings
+
+
+def write_report(run: Run, results: Results, meta: dict[str, Any], folder: Path) -> list[Path]:
+    """Write ``<folder>/<table>.md`` and ``.csv``; return both paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    markdown, table_csv = folder / f"{run.spec.stem}.md", folder / f"{run.spec.stem}.csv"
+    markdown.write_text(format_markdown(run, results, meta))
+    write_csv(run.spec, [*results.table, *results.diagnostics], table_csv)
+    return [markdown, table_csv]
+
+
+def command_line(run: Run, settings: list[str] | None, skip_rl2: bool) -> str:
+    """The command that repeats this invocation."""
+    parts = [f"metarl-bench reproduce {run.spec.name} --budget {run.budget_name}"]
+    parts.append(f"--trials {run.trials}")
+    if settings:
+        parts.append("--settings " + " ".join(settings))
+    parts.append(f"--seed {run.seed} --workers {run.workers}")
+    if skip_rl2:
+        parts.append("--skip-rl2")
+    return " ".join(parts)
