@@ -2,7 +2,7 @@
 
 A subclass sets ``name`` and ``Config`` (a dataclass with a docstring per field), builds its network
 in ``build_network`` and implements ``training_step`` over a rollout batch from
-:class:`benchmark.datamodule.MetaRLDataModule`. Rollouts are collected by the DataModule through
+:class:`benchmark.run.datamodule.MetaRLDataModule`. Rollouts are collected by the DataModule through
 ``act`` under ``no_grad`` (:class:`baselines.rollout.RolloutCollector`); the update recomputes the
 sequence with gradients. An algorithm that gathers its own experience overrides ``experience``.
 """

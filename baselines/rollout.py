@@ -1,6 +1,6 @@
 """The rollout loop: B parallel trials played with a module's ``act``, ``t_max`` steps at a time.
 
-One loop serves every learned algorithm: :class:`benchmark.datamodule.MetaRLDataModule` collects
+One loop serves every learned algorithm: :class:`benchmark.run.datamodule.MetaRLDataModule` collects
 on-policy segments with it in the training process, and each actor-learner of
 :mod:`baselines.async_learner` collects its own with its local copy of the module.
 

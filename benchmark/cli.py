@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import sys
 import warnings
 from collections.abc import Callable
@@ -36,7 +37,7 @@ def one_line(message: str) -> str:
 
 def seed_argument(text: str) -> int:
     """The argparse type of a ``--seed`` option: an integer in [0, 2**32 - 1]."""
-    from benchmark.config import SEED_RANGE, check_seed
+    from benchmark.run.config import SEED_RANGE, check_seed
 
     try:
         return check_seed(int(text))
@@ -94,9 +95,9 @@ def wrap_items(items: list[str], first: str, width: int) -> list[str]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Train one algorithm on one family, evaluate it, and record it in MLflow."""
-    from benchmark.config import load_run_config
-    from benchmark.runner import resume_run, train_and_evaluate
-    from benchmark.tracking import DEFAULT_EXPERIMENT, resolve_tracking_uri
+    from benchmark.run.config import load_run_config
+    from benchmark.run.runner import resume_run, train_and_evaluate
+    from benchmark.run.tracking import DEFAULT_EXPERIMENT, resolve_tracking_uri
 
     uri = resolve_tracking_uri(args.tracking_uri)
     if args.resume is not None:
@@ -118,7 +119,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a strategy, a checkpoint or an MLflow run on held-out trials."""
-    from benchmark.policies import evaluate_reference
+    from benchmark.run.policies import evaluate_reference
 
     payload = evaluate_reference(
         args.policy,
@@ -167,14 +168,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     validates the sweep and opens the store. On a user error or when nothing is left to run, the
     idle workers are stopped before the command returns.
     """
-    from benchmark.launchers import LocalLauncher, check_launcher
+    from benchmark.sweeps.launchers import LocalLauncher, check_launcher
 
     check_launcher(args.launcher, args.workers, args.ray_address)
     pool = LocalLauncher(args.workers) if args.launcher == "local" else None
     try:
-        from benchmark.sweep import sweep_command
-        from benchmark.table import table_command
-        from benchmark.tracking import resolve_tracking_uri
+        from benchmark.reporting.table import table_command
+        from benchmark.run.tracking import resolve_tracking_uri
+        from benchmark.sweeps.driver import sweep_command
 
         def render(experiment: str, uri: str, results: Path) -> None:
             table_command(experiment, None, "markdown", None, uri, results)
@@ -196,8 +197,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_table(args: argparse.Namespace) -> int:
     """Compare the runs of an experiment: per-setting CIs, IQM, probability of improvement."""
-    from benchmark.table import table_command
-    from benchmark.tracking import resolve_tracking_uri
+    from benchmark.reporting.table import table_command
+    from benchmark.run.tracking import resolve_tracking_uri
 
     uri = resolve_tracking_uri(args.tracking_uri)
     return table_command(args.experiment, args.baseline, args.format, args.out, uri)
@@ -205,10 +206,10 @@ def cmd_table(args: argparse.Namespace) -> int:
 
 def cmd_perf(args: argparse.Namespace) -> int:
     """Measure training speed against the plain-PyTorch parity loop."""
-    from benchmark.perf import format_table, run_perf
+    from benchmark.studies.perf import format_table, run_perf
 
     if args.time_to_quality:
-        from benchmark.time_to_quality import time_to_quality_rows
+        from benchmark.studies.time_to_quality import time_to_quality_rows
 
         rows = time_to_quality_rows()
         print(format_table([{k: v for k, v in row.items() if k != "runs"} for row in rows]))
@@ -391,6 +392,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"error: {one_line(str(error))}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # the reader went away (``metarl-bench list | head``): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from benchmark.config import load_run_config
-from benchmark.runner import FitOutcome, MemoryLogger, fit_and_evaluate
+from benchmark.run.config import load_run_config
+from benchmark.run.runner import FitOutcome, MemoryLogger, fit_and_evaluate
 
 
 @dataclass

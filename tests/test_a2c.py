@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from baselines.a2c import A2C
-from benchmark.config import load_run_config
-from benchmark.evaluation import evaluate_policy
-from benchmark.runner import fit_and_evaluate
+from benchmark.run.config import load_run_config
+from benchmark.run.evaluation import evaluate_policy
+from benchmark.run.runner import fit_and_evaluate
 from tasks import TrialEngine, action_codes, build_phi, task_generator
 
 

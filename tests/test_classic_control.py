@@ -13,7 +13,7 @@ import torch
 from gymnasium.envs.classic_control.acrobot import AcrobotEnv
 
 from benchmark.cli import main
-from benchmark.config import load_run_config
+from benchmark.run.config import load_run_config
 from tasks import ConfigError, TrialEngine, make_task, task_generator
 
 FAMILIES = ("cartpole-params", "pendulum-params", "acrobot-params")

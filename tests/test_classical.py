@@ -19,8 +19,8 @@ from baselines.classical.sampling import sample_beta, sample_gamma
 from baselines.strategies import get_strategy, strategy_names
 from benchmark import tuning
 from benchmark.cli import main
-from benchmark.evaluation import evaluate_policy
-from benchmark.policies import evaluate_reference
+from benchmark.run.evaluation import evaluate_policy
+from benchmark.run.policies import evaluate_reference
 from tasks import ConfigError, StepView, TrialEngine, make_task, task_generator
 
 CLASSICAL = ["random", "greedy", "eps-greedy", "ucb1", "thompson", "ots", "gittins", "oracle"]
@@ -252,7 +252,7 @@ def test_tuning_uses_the_tune_stream_and_evaluation_the_test_stream(monkeypatch)
         return real(policy, family, trials, seed, device=device, split=split)
 
     monkeypatch.setattr(tuning, "evaluate_policy", spy)
-    monkeypatch.setattr("benchmark.policies.evaluate_policy", spy)
+    monkeypatch.setattr("benchmark.run.policies.evaluate_policy", spy)
     payload = evaluate_reference("ucb1", "bernoulli-bandit", ["task.pulls=10"], 50, seed=7)
     assert splits == ["tune"] * 11 + ["test"]
     assert payload["tuned"] == {"c": payload["params"]["c"]}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from benchmark.cli import main
-from benchmark.config import load_run_config
+from benchmark.run.config import load_run_config
 
 
 @pytest.mark.parametrize(

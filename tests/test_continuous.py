@@ -16,7 +16,7 @@ from run_support import short_run
 
 from baselines.networks import FeedForwardActorCritic, RecurrentActorCritic
 from baselines.policy import RandomPolicy
-from benchmark.evaluation import evaluate_policy
+from benchmark.run.evaluation import evaluate_policy
 from tasks import TASKS, MetaRLObservation, TrialEngine, make_task, phi_dim, task_generator
 from tasks.gym_env import MetaRLEnv
 

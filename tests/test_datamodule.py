@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 from baselines.rollout import RolloutCollector
-from benchmark.config import load_run_config
-from benchmark.runner import build_module
+from benchmark.run.config import load_run_config
+from benchmark.run.runner import build_module
 
 
 def test_completed_trial_returns_match_a_per_step_loop_across_segments():
@@ -50,7 +50,7 @@ def test_each_rollout_is_played_by_the_parameters_it_updates():
     """Lightning must not prefetch the next rollout before the current update (on-policy)."""
     import pytorch_lightning as pl
 
-    from benchmark.datamodule import MetaRLDataModule
+    from benchmark.run.datamodule import MetaRLDataModule
 
     spec = load_run_config(
         "lstm-a2c", "bernoulli-bandit", ["task.pulls=5", "algo.batch_size=4", "algo.log_every=1"]

@@ -9,7 +9,7 @@ from mlflow.tracking import MlflowClient
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from benchmark.cli import main
-from benchmark.runner import interrupted_exit_code
+from benchmark.run.runner import interrupted_exit_code
 from tasks import make_task, task_generator
 
 FAST = [

@@ -8,8 +8,8 @@ import torch
 from baselines.fast_lstm import LSTMFromRollout, lstm_step, step_weights
 from baselines.networks import RecurrentActorCritic
 from baselines.rollout import RolloutCollector
-from benchmark.config import load_run_config
-from benchmark.runner import build_module
+from benchmark.run.config import load_run_config
+from benchmark.run.runner import build_module
 
 INPUTS, HIDDEN, STEPS, BATCH = 6, 5, 9, 4
 

@@ -20,14 +20,14 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-import benchmark.launchers
-import benchmark.policies
-import benchmark.runner
+import benchmark.run.policies
+import benchmark.run.runner
+import benchmark.sweeps.launchers
 from baselines import get_algorithm_class
 from baselines.strategies import get_strategy
 from benchmark.cli import main
-from benchmark.config import SEED_MAX, EvalConfig, TrainerConfig, load_run_config
-from benchmark.sweep_config import load_sweep
+from benchmark.run.config import SEED_MAX, EvalConfig, TrainerConfig, load_run_config
+from benchmark.sweeps.grid import load_sweep
 from tasks import ConfigError, get_task_class
 
 ALGOS = ("lstm-a2c", "a2c", "rl2")
@@ -167,7 +167,7 @@ def test_a_bad_seed_is_one_line_naming_the_range_and_records_nothing(
     argv, needle, tracking_uri, monkeypatch, tmp_path
 ):
     started: list[Any] = []  # training is real here: a bad seed must stop before MLflow opens
-    monkeypatch.setattr(benchmark.launchers, "LocalLauncher", recording_pool(started))
+    monkeypatch.setattr(benchmark.sweeps.launchers, "LocalLauncher", recording_pool(started))
     code, err = invoke(argv)
     assert started == ["pool"] if argv[0] == "sweep" else not started
     assert_rejected(code, err, [], tmp_path)
@@ -190,11 +190,11 @@ def recorders(tracking_uri, monkeypatch):
             per_episode_returns=[],
         )  # fmt: skip
 
-    monkeypatch.setattr(benchmark.runner, "train_and_evaluate", train)
-    monkeypatch.setattr(benchmark.policies, "evaluate_policy", evaluate)
+    monkeypatch.setattr(benchmark.run.runner, "train_and_evaluate", train)
+    monkeypatch.setattr(benchmark.run.policies, "evaluate_policy", evaluate)
     tuned = types.SimpleNamespace(tuned={})
-    monkeypatch.setattr(benchmark.policies, "tune_strategy", lambda *a, **k: tuned)
-    monkeypatch.setattr(benchmark.launchers, "LocalLauncher", recording_pool(started))
+    monkeypatch.setattr(benchmark.run.policies, "tune_strategy", lambda *a, **k: tuned)
+    monkeypatch.setattr(benchmark.sweeps.launchers, "LocalLauncher", recording_pool(started))
     return started
 
 

@@ -31,9 +31,9 @@ from test_registry_gym import SMALL_PARAMS
 from baselines import algorithm_names, get_algorithm_class
 from baselines.actor_learner import ActorLearner, WorkerContext, make_shared_optimizer
 from baselines.async_learner import WorkerPool
-from benchmark.config import load_run_config
-from benchmark.datamodule import MetaRLDataModule
-from benchmark.runner import MemoryLogger, build_module
+from benchmark.run.config import load_run_config
+from benchmark.run.datamodule import MetaRLDataModule
+from benchmark.run.runner import MemoryLogger, build_module
 from tasks import TASKS, ConfigError, TrialEngine, make_task, task_generator
 
 # Algorithms -----------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import math
 import pytest
 from run_support import short_run
 
-from benchmark.evaluation import EvalResult
+from benchmark.run.evaluation import EvalResult
 
 SETTING = ["task.difficulty=easy", "task.pulls=10"]
 MIN_NORMALISED = 0.6

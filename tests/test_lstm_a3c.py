@@ -26,12 +26,12 @@ from baselines.actor_learner import worker_seed
 from baselines.async_learner import WorkerError
 from baselines.base import scheduled
 from baselines.lstm_a3c import LSTMA3C, LSTMA3CConfig
-from benchmark.checkpoints import read_checkpoint
-from benchmark.config import load_run_config
-from benchmark.datamodule import MetaRLDataModule
-from benchmark.evaluation import evaluate_policy
-from benchmark.runner import CHECKPOINT_ARTIFACT, build_module, load_module, train_and_evaluate
-from benchmark.tracking import download_artifact
+from benchmark.run.checkpoints import read_checkpoint
+from benchmark.run.config import load_run_config
+from benchmark.run.datamodule import MetaRLDataModule
+from benchmark.run.evaluation import evaluate_policy
+from benchmark.run.runner import CHECKPOINT_ARTIFACT, build_module, load_module, train_and_evaluate
+from benchmark.run.tracking import download_artifact
 from tasks import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]

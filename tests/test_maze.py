@@ -12,7 +12,7 @@ from gymnasium.utils.env_checker import check_env
 
 from baselines.policy import OraclePolicy
 from benchmark.cli import main
-from benchmark.evaluation import evaluate_policy
+from benchmark.run.evaluation import evaluate_policy
 from tasks import ConfigError, TrialEngine, make_task, task_generator
 from tasks.maze import MOVES, START_CELL, carve_mazes, goal_distances, wall_grid
 

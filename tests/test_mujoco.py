@@ -18,7 +18,7 @@ from run_support import short_run
 
 from baselines.policy import RandomPolicy
 from benchmark.cli import main
-from benchmark.evaluation import evaluate_policy
+from benchmark.run.evaluation import evaluate_policy
 from tasks import TrialEngine, make_task, task_generator
 from tasks.mujoco import INSTALL_HINT, without_mujoco_warnings
 

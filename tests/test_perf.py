@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from benchmark.perf import format_table, sweep_scaling_row
+from benchmark.studies.perf import format_table, sweep_scaling_row
 
 
 @pytest.mark.slow
@@ -45,7 +45,7 @@ def test_perf_quick_prints_every_row_as_json():
 
 
 def test_interval_timer_rates_the_median_interval_pooled_over_runs(monkeypatch):
-    import benchmark.perf as perf
+    import benchmark.studies.perf as perf
 
     clock = iter([0.0, 1.0, 3.0, 100.0, 101.0, 111.0])  # two runs of three marks, a pause between
     monkeypatch.setattr(perf.time, "perf_counter", lambda: next(clock))
@@ -59,7 +59,7 @@ def test_interval_timer_rates_the_median_interval_pooled_over_runs(monkeypatch):
 
 
 def test_interval_timer_marks_wall_clock_intervals_and_restarts_after_stop():
-    from benchmark.perf import IntervalTimer
+    from benchmark.studies.perf import IntervalTimer
 
     timer = IntervalTimer()
     timer.mark()

@@ -10,13 +10,13 @@ from mlflow.tracking import MlflowClient
 from store_support import fresh_store
 
 from benchmark.cli import main
+from benchmark.run.tuning import grid_of
 from benchmark.studies import classical, compare, render
 from benchmark.studies.cells import Cell, Results
 from benchmark.studies.inputs import load_budget, parse_settings, published_table
 from benchmark.studies.learned import learned_cells
 from benchmark.studies.pipeline import start_run
 from benchmark.studies.rl2_table1 import BEST_OF_GRID, SPEC, measure_best_of_grid
-from benchmark.tuning import grid_of
 
 REFERENCE = {"10x5": {"Random": 5.0, "UCB1": 6.7}, "100x50": {"UCB1": 84.3, "TS": 64.5}}
 COLUMNS = [column.name for column in SPEC.columns]

@@ -11,12 +11,12 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from benchmark.cli import main
+from benchmark.run.tuning import grid_of
 from benchmark.studies import compare, render
 from benchmark.studies.cells import Cell, Results
 from benchmark.studies.classical import normalised_score
 from benchmark.studies.inputs import load_budget, parse_settings, published_table
 from benchmark.studies.rl2_table2 import RANDOM_RATIO, SPEC, documented_random_ratio
-from benchmark.tuning import grid_of
 
 EVIDENCE = {RANDOM_RATIO: (0.4577, 0.0004)}
 

@@ -15,10 +15,10 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from benchmark.checkpoints import FORMAT, read_checkpoint
 from benchmark.cli import main
-from benchmark.config import load_run_config
-from benchmark.runner import MemoryLogger, fit_and_evaluate
+from benchmark.run.checkpoints import FORMAT, read_checkpoint
+from benchmark.run.config import load_run_config
+from benchmark.run.runner import MemoryLogger, fit_and_evaluate
 
 SMALL = {
     "lstm-a2c": ["task.arms=3", "task.pulls=5", "algo.batch_size=16"],

@@ -11,8 +11,8 @@ import torch
 from baselines.losses import gae, ppo_clip_loss
 from baselines.rl2 import RL2
 from baselines.rollout import RolloutCollector
-from benchmark.config import load_run_config
-from benchmark.runner import fit_and_evaluate, train_and_evaluate
+from benchmark.run.config import load_run_config
+from benchmark.run.runner import fit_and_evaluate, train_and_evaluate
 from tasks import ConfigError, TrialEngine, task_generator
 
 

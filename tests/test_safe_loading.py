@@ -11,8 +11,8 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from benchmark.checkpoints import read_checkpoint, write_checkpoint
 from benchmark.cli import main
+from benchmark.run.checkpoints import read_checkpoint, write_checkpoint
 
 FAST = ["task.arms=3", "task.pulls=5", "algo.batch_size=16", "trainer.env_steps=400"]
 TASK = ["bernoulli-bandit", "task.arms=3", "task.pulls=5", "--trials", "50"]

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from benchmark import stats
+from benchmark.reporting import stats
 
 
 def test_mean_ci_is_the_student_t_interval():

@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 from store_support import fresh_store
 
 from benchmark.cli import main
-from benchmark.launchers import LocalLauncher
+from benchmark.sweeps.launchers import LocalLauncher
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "new_algorithm"
 GRU = "my_pkg.gru_a2c:GRUA2C"

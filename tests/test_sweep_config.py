@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from benchmark.config import load_run_config
-from benchmark.sweep_config import load_sweep, sweep_names
+from benchmark.run.config import load_run_config
+from benchmark.sweeps.grid import load_sweep, sweep_names
 from tasks import ConfigError
 
 

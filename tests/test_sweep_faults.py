@@ -27,14 +27,14 @@ from store_support import fresh_store
 from test_mlflow_server import free_port
 from test_sweep import _alive, _children_of, _command_line, _live_children, runs_of
 
-import benchmark.sweep
-from benchmark.checkpoints import read_checkpoint
+import benchmark.sweeps.driver
 from benchmark.cli import main
-from benchmark.launchers import LocalLauncher
-from benchmark.outbox import HTTP_CLIENT, is_transient
-from benchmark.sweep import RESUMED, sweep_command
-from benchmark.sweep_config import load_sweep
-from benchmark.worker import execute_job
+from benchmark.run.checkpoints import read_checkpoint
+from benchmark.sweeps.driver import RESUMED, sweep_command
+from benchmark.sweeps.grid import load_sweep
+from benchmark.sweeps.launchers import LocalLauncher
+from benchmark.sweeps.outbox import HTTP_CLIENT, is_transient
+from benchmark.sweeps.worker import execute_job
 
 TIMING = ("train_seconds", "checkpoint_seconds")
 """Metrics that measure time: they differ between any two runs."""
@@ -142,9 +142,9 @@ def flaky_store(tmp_path, monkeypatch, http_settings):
     """A sqlite store reached through :class:`FlakyClient`, with the driver's waits cut short."""
     monkeypatch.chdir(tmp_path)
     Store.down = False
-    monkeypatch.setattr(benchmark.sweep, "MlflowClient", FlakyClient)
+    monkeypatch.setattr(benchmark.sweeps.driver, "MlflowClient", FlakyClient)
     for name in ("START_PATIENCE", "RECORD_PATIENCE", "END_PATIENCE", "AWAY_POLL_SECONDS"):
-        monkeypatch.setattr(benchmark.sweep, name, 0.0)
+        monkeypatch.setattr(benchmark.sweeps.driver, name, 0.0)
     yield fresh_store(tmp_path)
     Store.down = False
 
@@ -197,7 +197,7 @@ def test_a_sweep_ending_while_the_store_is_away_stops_with_one_line_then_the_nex
 ):
     uri = flaky_store
     path = write_sweep(tmp_path, "gone")
-    assert run_inline(path, uri, tmp_path, {2: True}) == benchmark.sweep.EXIT_PENDING
+    assert run_inline(path, uri, tmp_path, {2: True}) == benchmark.sweeps.driver.EXIT_PENDING
     err = capfd.readouterr().err
     folder = tmp_path / ".metarl" / "pending" / "gone" / "gone"
     last = err.strip().splitlines()[-1]
@@ -212,7 +212,9 @@ def test_a_sweep_ending_while_the_store_is_away_stops_with_one_line_then_the_nex
     assert not (tmp_path / "results").exists()  # no table from a store that is away
 
     Store.down = False
-    monkeypatch.setattr(benchmark.sweep, "driver_alive", lambda tags: False)  # it has exited
+    monkeypatch.setattr(
+        benchmark.sweeps.driver, "driver_alive", lambda tags: False
+    )  # it has exited
     assert main(["--tracking-uri", uri, "sweep", str(path), "--workers", "1"]) == 0
     err = capfd.readouterr().err
     assert "wrote 3 results kept by an earlier invocation" in err

@@ -17,7 +17,7 @@ from baselines.classical.tabular import (
     extended_value_iteration,
 )
 from baselines.strategies import get_strategy, register_strategy
-from benchmark.evaluation import evaluate_policy, play_trials
+from benchmark.run.evaluation import evaluate_policy, play_trials
 from tasks import ConfigError, TrialEngine, make_task, task_generator
 from tasks.tabular_mdp import finite_horizon_q
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmark.time_to_quality import time_to_quality
+from benchmark.studies.time_to_quality import time_to_quality
 
 SMALL = ("task.arms=2", "task.pulls=4", "algo.batch_size=16", "trainer.env_steps=6400")
 

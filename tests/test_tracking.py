@@ -9,7 +9,7 @@ from mlflow.tracking import MlflowClient
 
 SCRIPT = """
 import sys
-from benchmark.tracking import make_logger
+from benchmark.run.tracking import make_logger
 logger = make_logger(sys.argv[1], "race", "run", {})
 logger.end_run("FINISHED")
 """

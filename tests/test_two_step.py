@@ -8,7 +8,7 @@ import torch
 from gymnasium.utils.env_checker import check_env
 
 from baselines.strategies import get_strategy
-from benchmark.evaluation import evaluate_policy
+from benchmark.run.evaluation import evaluate_policy
 from tasks import ConfigError, TrialEngine, make_task, task_generator
 from tasks.two_step import common_transitions, stay_probabilities
 

@@ -15,9 +15,9 @@ import torch
 from rich.console import Console
 
 from benchmark.cli import LIST_WIDTH, main
-from benchmark.progress import INTERVAL_ENV, RunProgress
-from benchmark.tracking import EXPERIMENT_KIND_TAG as KIND
-from benchmark.tracking import ensure_experiment
+from benchmark.run.progress import INTERVAL_ENV, RunProgress
+from benchmark.run.tracking import EXPERIMENT_KIND_TAG as KIND
+from benchmark.run.tracking import ensure_experiment
 from tasks import TASKS, ConfigError
 
 

@@ -3,8 +3,8 @@
 Every piece of work is a :class:`Job` (one strategy, setting, set of hyperparameters and stream),
 run over a pool of spawned processes, longest first. A job's numbers depend only on the job (each
 is seeded by the invocation's seed), so they do not depend on the number of processes. The grids
-are the strategies' own (:func:`benchmark.tuning.grid_of`) and the choice is tuning's rule
-(:func:`benchmark.tuning.best_value`) on the mean total reward.
+are the strategies' own (:func:`benchmark.run.tuning.grid_of`) and the choice is tuning's rule
+(:func:`benchmark.run.tuning.best_value`) on the mean total reward.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from typing import Any
 import torch
 
 from baselines.strategies import get_strategy
-from benchmark.evaluation import play_trials
+from benchmark.run.evaluation import play_trials
+from benchmark.run.tuning import EVAL_SPLIT, TUNE_SPLIT, best_value, grid_of
 from benchmark.studies.cells import Cell
 from benchmark.studies.inputs import Run
 from benchmark.studies.spec import Column, Setting
-from benchmark.tuning import EVAL_SPLIT, TUNE_SPLIT, best_value, grid_of
 from tasks import make_task
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from benchmark.config import merge_checked
+from benchmark.run.config import merge_checked
 from benchmark.studies.spec import Setting, TableSpec
 from tasks import ConfigError, require
 

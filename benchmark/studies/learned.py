@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import time
 
+from benchmark.run.tuning import EVAL_SPLIT
 from benchmark.studies.cells import Cell
 from benchmark.studies.inputs import Run
 from benchmark.studies.spec import Column, Setting
-from benchmark.tuning import EVAL_SPLIT
 from tasks import make_task, task_generator
 
 
@@ -44,8 +44,8 @@ def learned_cell(
     run: Run, column: Column, setting: Setting, tracking_uri: str, experiment: str
 ) -> Cell:
     """Train ``column``'s algorithm at ``setting`` and score its evaluation as the table does."""
-    from benchmark.config import load_run_config
-    from benchmark.runner import train_and_evaluate
+    from benchmark.run.config import load_run_config
+    from benchmark.run.runner import train_and_evaluate
 
     overrides = [*setting.overrides(), f"seed={run.seed}", f"eval.trials={run.trials}"]
     overrides += run.budget.learned_overrides

@@ -1,6 +1,6 @@
 """A study's MLflow run: the invocation as params, every cell as metrics, the report as artifacts.
 
-The experiment is opened with :func:`benchmark.tracking.ensure_experiment`, so it carries the
+The experiment is opened with :func:`benchmark.run.tracking.ensure_experiment`, so it carries the
 suite's experiment-kind tag like every other experiment the suite creates.
 """
 
@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmark.run.tracking import ensure_experiment, git_tags
 from benchmark.studies.cells import Results
 from benchmark.studies.inputs import Run
-from benchmark.tracking import ensure_experiment, git_tags
 
 BATCH = 100
 """Params per ``log_batch`` call (MLflow's limit)."""

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmark.run.tracking import git_tags, resolve_tracking_uri
 from benchmark.studies.cells import Results
 from benchmark.studies.classical import cpu_seconds, run_classical
 from benchmark.studies.compare import complete_diagnostics, complete_table, footnotes
@@ -21,7 +22,6 @@ from benchmark.studies.learned import learned_cells, learned_note
 from benchmark.studies.log import log_to_mlflow
 from benchmark.studies.render import format_markdown, write_csv
 from benchmark.studies.spec import TableSpec
-from benchmark.tracking import git_tags, resolve_tracking_uri
 from tasks import require
 
 

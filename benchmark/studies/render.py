@@ -9,11 +9,11 @@ import csv
 from pathlib import Path
 from typing import Any
 
+from benchmark.run.tuning import grid_of
 from benchmark.studies.cells import FLAG_Z, Cell, Results
 from benchmark.studies.compare import footnotes, reference_factors
 from benchmark.studies.inputs import Run
 from benchmark.studies.spec import Setting, TableSpec
-from benchmark.tuning import grid_of
 
 CELL_FIELDS = ["column", "strategy", "published", "mean", "stderr", "trials"]
 RESULT_FIELDS = ["z", "flagged", "tuned", "seconds", "run_id", "note"]

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import time
 
+from benchmark.run.tuning import grid_of
 from benchmark.studies.cells import Cell, Results
 from benchmark.studies.classical import Job, JobPool, best_of_grid
 from benchmark.studies.inputs import Run
 from benchmark.studies.spec import Column, TableSpec
-from benchmark.tuning import grid_of
 
 FAMILY = "bernoulli-bandit"
 BEST_OF_GRID = "best_of_grid"

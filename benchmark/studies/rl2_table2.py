@@ -15,12 +15,12 @@ eps / sqrt(k) in episode k. A flagged cell's footnote, each measured by the same
 
 from __future__ import annotations
 
+from benchmark.run.tuning import EVAL_SPLIT
 from benchmark.studies.cells import FLAG_Z, Cell, Results
 from benchmark.studies.classical import Job, normalised_score
 from benchmark.studies.compare import reference_factors
 from benchmark.studies.inputs import Run
 from benchmark.studies.spec import Column, TableSpec
-from benchmark.tuning import EVAL_SPLIT
 from tasks import make_task, task_generator
 
 FAMILY = "tabular-mdp"

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmark.config import CONFIG_DIR
-from benchmark.tracking import SUITE_ROOT
+from benchmark.run.config import CONFIG_DIR
+from benchmark.run.tracking import SUITE_ROOT
 
 PUBLISHED_DIR = SUITE_ROOT / "results" / "published"
 """Where the published tables ship (inside the suite)."""

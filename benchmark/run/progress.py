@@ -1,10 +1,6 @@
-"""Progress displays: a sweep's runs, and a single run's environment steps.
-
-:class:`SweepProgress` shows runs done / total, failures, elapsed time and ETA.
-:class:`RunProgress`, a Lightning callback, shows one run's environment steps against its budget,
-steps per second, the latest training trial return and the ETA. On a terminal each is a live
-``rich`` display on stderr; otherwise (a log file, CI) each prints plain lines with the same
-numbers. Inside a sweep only the sweep's display is shown.
+"""A single run's progress: environment steps against the budget, steps per second, the latest
+training trial return and the ETA, in place of Lightning's batch counter. On a terminal it is a live
+``rich`` display on stderr; otherwise (a log file, CI) plain lines with the same numbers.
 """
 
 from __future__ import annotations
@@ -12,21 +8,11 @@ from __future__ import annotations
 import math
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytorch_lightning as pl
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-
-if TYPE_CHECKING:
-    from benchmark.worker import Job
+from rich.progress import BarColumn, Progress, TextColumn
 
 INTERVAL_ENV = "METARL_PROGRESS_INTERVAL"
 """Environment variable: seconds between a run's plain progress lines (default 10)."""
@@ -35,72 +21,7 @@ LIVE_REFRESH = 0.5
 """Seconds between updates of the live display (each reads the step counter off the device)."""
 
 
-class SweepProgress:
-    """Context manager that shows a sweep's progress.
-
-    Args:
-        name: the sweep's name.
-        total: runs to execute in this invocation.
-        console: where to draw (default: stderr).
-    """
-
-    def __init__(self, name: str, total: int, console: Console | None = None):
-        self.console = console or Console(stderr=True)
-        self.name, self.total = name, total
-        self.done = self.failed = 0
-        self.started = time.monotonic()
-        self.live = self.console.is_terminal
-        self.progress: Progress | None = None
-
-    def __enter__(self) -> SweepProgress:
-        if self.live:
-            self.progress = Progress(
-                TextColumn("[bold]sweep {task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("runs, {task.fields[failed]} failed, elapsed"),
-                TimeElapsedColumn(),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
-                console=self.console,
-            )
-            self.progress.start()
-            self.task = self.progress.add_task(self.name, total=self.total, failed=0)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-
-    def finished(self, job: Job, record: dict[str, Any]) -> None:
-        """Count one finished (or failed) run and update the display.
-
-        Args:
-            job: the run.
-            record: its record from the worker (``status``, ``seconds``, ``error``).
-        """
-        self.done += 1
-        ok = record["status"] == "FINISHED"
-        self.failed += not ok
-        seconds = record.get("seconds", float("nan"))
-        outcome = f"{seconds:.0f}s" if ok else f"FAILED: {record.get('error', '')}"
-        if self.progress is not None:
-            if not ok:
-                self.progress.console.print(f"[red]{job.label}: {outcome}")
-            self.progress.update(self.task, advance=1, failed=self.failed)
-            return
-        elapsed = time.monotonic() - self.started
-        eta = elapsed / self.done * (self.total - self.done)
-        self.console.print(
-            f"[{self.done}/{self.total}] {job.label}: {outcome} | {self.failed} failed, "
-            f"elapsed {_clock(elapsed)}, ETA {_clock(eta)}",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
-        )
-
-
-def _clock(seconds: float) -> str:
+def clock(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     if minutes >= 60:
         return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
@@ -178,12 +99,12 @@ class RunProgress(pl.Callback):
         """The progress text: steps / budget, percent, steps/s, trial return, elapsed, ETA."""
         rate = (steps - self.start_steps) / elapsed if elapsed > 0 else 0.0
         left = max(0, self.budget - steps)
-        eta = _clock(left / rate) if rate > 0 else "?"
+        eta = clock(left / rate) if rate > 0 else "?"
         done = min(100.0, 100.0 * steps / self.budget)
         trial = "n/a" if math.isnan(self.trial_return) else f"{self.trial_return:.3g}"
         return (
             f"env steps {steps:,}/{self.budget:,} ({done:.0f}%) | {rate:,.0f} steps/s | "
-            f"trial return {trial} | elapsed {_clock(elapsed)} | ETA {eta}"
+            f"trial return {trial} | elapsed {clock(elapsed)} | ETA {eta}"
         )
 
     def _read_trial_return(self) -> None:

@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
-from benchmark.stats import mean_ci  # noqa: E402
+from benchmark.reporting.stats import mean_ci  # noqa: E402
 
 LEARNING_METRIC = "train/trial_return"
 

@@ -32,7 +32,7 @@ EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 CUSTOM_MODEL_KIND = "custom_model_development"
 EXPERIMENT_KIND = {EXPERIMENT_KIND_TAG: CUSTOM_MODEL_KIND}
 """The tag that marks an experiment as model training for the MLflow UI (3.x)."""
-SUITE_ROOT = Path(__file__).resolve().parent.parent
+SUITE_ROOT = Path(__file__).resolve().parents[2]
 
 
 def resolve_tracking_uri(cli_uri: str | None = None) -> str:

@@ -19,11 +19,11 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
-from benchmark.config import load_run_config
-from benchmark.datamodule import MetaRLDataModule
-from benchmark.evaluation import evaluate_policy
-from benchmark.runner import build_module, make_trainer
-from benchmark.stats import mean_ci
+from benchmark.reporting.stats import mean_ci
+from benchmark.run.config import load_run_config
+from benchmark.run.datamodule import MetaRLDataModule
+from benchmark.run.evaluation import evaluate_policy
+from benchmark.run.runner import build_module, make_trainer
 
 GITTINS_5X100 = 78.3
 """Published Gittins mean total reward on 5 arms x 100 pulls (RL² Table 1)."""

@@ -40,7 +40,7 @@ import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from benchmark.config import (
+from benchmark.run.config import (
     CONFIG_DIR,
     SEED_RANGE,
     EvalConfig,
@@ -52,8 +52,8 @@ from benchmark.config import (
     parse_overrides,
     validate_sections,
 )
-from benchmark.tracking import flatten
-from benchmark.worker import Job
+from benchmark.run.tracking import flatten
+from benchmark.sweeps.worker import Job
 from tasks import ConfigError, get_task_class, require
 
 SWEEP_DIR = CONFIG_DIR / "sweeps"

@@ -1,8 +1,9 @@
 """Where a sweep's jobs run: a local process pool (the default) or Ray tasks on a cluster.
 
-Both run :func:`benchmark.worker.execute_job`, one job at a time per worker process with one torch
-thread, and hand its record back to the driver. The driver decides how many jobs are in flight
+Both run :func:`benchmark.sweeps.worker.execute_job`, one job at a time per worker process with one
+torch thread, and hand its record back to the driver. The driver decides how many jobs are in flight
 (``slots``), so that a job's MLflow run starts when the job starts.
+
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from multiprocessing import connection
 from typing import Any, Protocol
 
-from benchmark.worker import Job, execute_job, serve
+from benchmark.sweeps.worker import Job, execute_job, serve
 from tasks import ConfigError, require
 
 LAUNCHERS = ("local", "ray")

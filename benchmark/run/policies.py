@@ -9,10 +9,10 @@ from typing import Any
 import torch
 
 from baselines.strategies import STRATEGIES, get_strategy
-from benchmark.config import load_task_config
-from benchmark.evaluation import evaluate_policy
-from benchmark.tracking import resolve_tracking_uri
-from benchmark.tuning import explicit_strategy_keys, tune_strategy, tuned_param
+from benchmark.run.config import load_task_config
+from benchmark.run.evaluation import evaluate_policy
+from benchmark.run.tracking import resolve_tracking_uri
+from benchmark.run.tuning import explicit_strategy_keys, tune_strategy, tuned_param
 from tasks import ConfigError, make_task, phi_dim, require
 
 
@@ -74,7 +74,7 @@ def evaluate_reference(
 
 
 def _learned_policy(reference: str, family, tracking_uri: str | None, plugin: str | None):
-    from benchmark.runner import load_module
+    from benchmark.run.runner import load_module
 
     is_run_id = re.fullmatch(r"[0-9a-f]{32}", reference) is not None
     if not is_run_id and not Path(reference).exists():

@@ -19,7 +19,7 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader, IterableDataset
 
 from baselines.rollout import RolloutCollector
-from benchmark.rng import rng_states, set_rng_states
+from benchmark.run.rng import rng_states, set_rng_states
 
 ENDLESS = 2**62
 """The stream's nominal length: the Trainer's ``max_steps`` ends training long before."""

@@ -104,8 +104,8 @@ def preload_training_stack() -> None:
 
     Seconds per process, paid while the worker waits for work rather than inside its first run.
     """
-    import benchmark.policies  # noqa: F401
-    import benchmark.runner  # noqa: F401
+    import benchmark.run.policies  # noqa: F401
+    import benchmark.run.runner  # noqa: F401
 
 
 def quiet_worker() -> None:
@@ -176,8 +176,8 @@ def execute_job(job: Job) -> dict[str, Any]:
 
 
 def _train(job: Job) -> dict[str, Any]:
-    from benchmark.config import load_run_config
-    from benchmark.runner import MemoryLogger, eval_metrics, fit_and_evaluate, write_artifacts
+    from benchmark.run.config import load_run_config
+    from benchmark.run.runner import MemoryLogger, eval_metrics, fit_and_evaluate, write_artifacts
 
     spec = load_run_config(job.name, job.task, job.overrides)
     if spec.config_hash() != job.config_hash:
@@ -222,8 +222,8 @@ def resume_point(job: Job, path: Path | None) -> dict | None:
     """
     if path is None or not path.is_file():
         return None
-    from benchmark.checkpoints import read_checkpoint
-    from benchmark.config import load_resolved_config
+    from benchmark.run.checkpoints import read_checkpoint
+    from benchmark.run.config import load_resolved_config
     from tasks import ConfigError
 
     try:
@@ -239,7 +239,7 @@ def resume_point(job: Job, path: Path | None) -> dict | None:
 def _evaluate(job: Job) -> dict[str, Any]:
     import json
 
-    from benchmark.policies import evaluate_reference
+    from benchmark.run.policies import evaluate_reference
 
     payload = evaluate_reference(job.name, job.task, job.overrides, job.trials, job.eval_seed)
     stamp = int(time.time() * 1000)

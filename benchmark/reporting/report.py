@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark import stats
+from benchmark.reporting import stats
 
 
 @dataclass
@@ -171,7 +171,7 @@ def _markdown(report: Report, plots_relative_to: Path | None) -> str:
 
 
 def _plot_links(report: Report, setting: str, relative_to: Path) -> list[str]:
-    from benchmark.plots import slug
+    from benchmark.reporting.plots import slug
 
     links = []
     for plot in report.plots:

@@ -27,7 +27,7 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 from baselines import get_algorithm_class
 from tasks import ConfigError, get_task_class, require
 
-CONFIG_DIR = Path(__file__).parent / "configs"
+CONFIG_DIR = Path(__file__).parents[1] / "configs"
 SEED_MAX = 2**32 - 1
 """The largest valid seed."""
 SEED_RANGE = f"an integer in [0, {SEED_MAX}]"

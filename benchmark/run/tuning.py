@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from baselines.strategies import STRATEGIES, Grid, get_strategy
-from benchmark.evaluation import evaluate_policy
+from benchmark.run.evaluation import evaluate_policy
 from tasks import TaskFamily, require
 
 TUNE_SPLIT = "tune"

@@ -19,8 +19,8 @@ On a multi-machine Ray cluster the checkpoint is found only if that path is on a
 every node shares.
 
 A tracking server that goes away loses nothing: a result it could not take is kept on disk in
-``.metarl/pending/<experiment>/<sweep>/`` until the store has it (:mod:`benchmark.outbox`). The
-sweep goes on while the server is away and writes what is pending when it returns; the next
+``.metarl/pending/<experiment>/<sweep>/`` until the store has it (:mod:`benchmark.sweeps.outbox`).
+The sweep goes on while the server is away and writes what is pending when it returns; the next
 invocation writes it first. If the server is still away when the sweep ends, the driver stops with
 one line saying what is pending and where (exit status 75).
 """
@@ -41,11 +41,7 @@ from typing import Any
 from mlflow.entities import Param
 from mlflow.tracking import MlflowClient
 
-from benchmark.launchers import Launcher, check_launcher, make_launcher
-from benchmark.outbox import Outbox, first_line, is_transient, make_entry, retry, tune_http_client
-from benchmark.progress import SweepProgress
-from benchmark.sweep_config import Sweep, load_sweep
-from benchmark.tracking import (
+from benchmark.run.tracking import (
     BEAT,
     GRID_ARTIFACT,
     HOST,
@@ -56,7 +52,18 @@ from benchmark.tracking import (
     git_tags,
     pid_running,
 )
-from benchmark.worker import Job
+from benchmark.sweeps.grid import Sweep, load_sweep
+from benchmark.sweeps.launchers import Launcher, check_launcher, make_launcher
+from benchmark.sweeps.outbox import (
+    Outbox,
+    first_line,
+    is_transient,
+    make_entry,
+    retry,
+    tune_http_client,
+)
+from benchmark.sweeps.progress import SweepProgress
+from benchmark.sweeps.worker import Job
 from tasks import ConfigError
 
 HEARTBEAT_SECONDS = 30.0

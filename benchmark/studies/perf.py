@@ -30,10 +30,10 @@ import torch
 from baselines.losses import a2c_loss, gae, n_step_returns, ppo_clip_loss
 from baselines.networks import FeedForwardActorCritic, RecurrentActorCritic
 from baselines.policy import sample_actions
-from benchmark.config import load_run_config
-from benchmark.datamodule import MetaRLDataModule
-from benchmark.evaluation import evaluate_policy
-from benchmark.runner import build_module
+from benchmark.run.config import load_run_config
+from benchmark.run.datamodule import MetaRLDataModule
+from benchmark.run.evaluation import evaluate_policy
+from benchmark.run.runner import build_module
 
 PERF_ROWS: list[Callable[[bool], dict[str, Any]]] = []
 
@@ -528,7 +528,7 @@ def sweep_seconds(workers: int, runs: int, env_steps: int) -> tuple[float, float
     """
     from mlflow.tracking import MlflowClient
 
-    from benchmark.tracking import ROLE
+    from benchmark.run.tracking import ROLE
 
     with tempfile.TemporaryDirectory() as tmp:
         sweep = Path(tmp) / "scaling.yaml"

@@ -22,7 +22,7 @@ from pytorch_lightning.loggers.logger import Logger, rank_zero_experiment
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from baselines import MetaRLAlgorithm, get_algorithm_class
-from benchmark.checkpoints import (
+from benchmark.run.checkpoints import (
     ARTIFACT_DIR,
     FINAL,
     LAST,
@@ -33,10 +33,10 @@ from benchmark.checkpoints import (
     training_state,
     write_checkpoint,
 )
-from benchmark.config import RunSpec, load_resolved_config
-from benchmark.datamodule import MetaRLDataModule
-from benchmark.evaluation import EvalResult, evaluate_policy
-from benchmark.tracking import (
+from benchmark.run.config import RunSpec, load_resolved_config
+from benchmark.run.datamodule import MetaRLDataModule
+from benchmark.run.evaluation import EvalResult, evaluate_policy
+from benchmark.run.tracking import (
     DEFAULT_EXPERIMENT,
     HOST,
     PID,
@@ -71,7 +71,7 @@ def make_trainer(
     ``max_steps`` counts optimizer steps, so it is the number of rollout batches times the
     module's ``optimizer_steps_per_batch`` (several for PPO's epochs of minibatches).
     """
-    from benchmark.progress import RunProgress
+    from benchmark.run.progress import RunProgress
 
     steps_per_update = module.cfg.batch_size * module.rollout_length
     updates = max(1, math.ceil(spec.config.trainer.env_steps / steps_per_update))
@@ -85,7 +85,7 @@ def make_trainer(
         devices=1,
         logger=logger,
         callbacks=callbacks,
-        enable_checkpointing=False,  # the suite's own checkpoints: benchmark.checkpoints
+        enable_checkpointing=False,  # the suite's own checkpoints: benchmark.run.checkpoints
         enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
@@ -153,10 +153,10 @@ def fit_and_evaluate(
         checkpoint_path: where the resumable checkpoint is written every
             ``trainer.checkpoint_every`` env steps (None: not written).
         on_checkpoint: called with the path after each checkpoint is written.
-        resume: a resumable checkpoint (:func:`benchmark.checkpoints.read_checkpoint`) of this
+        resume: a resumable checkpoint (:func:`benchmark.run.checkpoints.read_checkpoint`) of this
             run to continue from; on the CPU the run then ends exactly as if never interrupted.
         checkpoint_extra: plain-data fields added to each resumable checkpoint (see
-            :class:`benchmark.checkpoints.ResumableCheckpoints`).
+            :class:`benchmark.run.checkpoints.ResumableCheckpoints`).
     """
     torch.set_num_threads(spec.config.trainer.threads)
     pl.seed_everything(spec.seed, verbose=False)

@@ -7,7 +7,7 @@
 2. The runs become a tidy long DataFrame: one row per (run, metric).
 3. The summary, also long: per setting and algorithm, mean ± 95% CI over seeds of the total reward,
    normalised score and regret; across settings, the IQM of normalised scores and the probability
-   of improvement over a baseline, with stratified-bootstrap CIs (:mod:`benchmark.stats`).
+   of improvement over a baseline, with stratified-bootstrap CIs (:mod:`benchmark.reporting.stats`).
 4. ``results/<name>.md`` and ``.csv``, the plots under ``results/<name>/`` (also logged to the
    sweep's parent run), and the table in the chosen format on stdout (or ``--out``).
 """
@@ -24,9 +24,9 @@ from typing import Any
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from benchmark import stats
-from benchmark.report import Report, render
-from benchmark.tracking import GRID_ARTIFACT, ROLE, SWEEP
+from benchmark.reporting import stats
+from benchmark.reporting.report import Report, render
+from benchmark.run.tracking import GRID_ARTIFACT, ROLE, SWEEP
 from tasks import TASKS, ConfigError, require
 
 FORMATS = ("markdown", "csv", "latex", "json")
@@ -180,7 +180,8 @@ def tidy_frame(runs: pd.DataFrame) -> pd.DataFrame:
 
 def summarise(tidy: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
     """The long summary: per-setting means with t CIs, then IQM and P(improvement) across settings
-    with bootstrap CIs and their caveats (``ci_note``, :func:`benchmark.stats.bootstrap_caveat`).
+    with bootstrap CIs and their caveats (``ci_note``,
+    :func:`benchmark.reporting.stats.bootstrap_caveat`).
 
     Args:
         tidy: the tidy frame of :func:`tidy_frame`.
@@ -299,7 +300,7 @@ def write_results(client: MlflowClient, report: Report, results_dir: Path) -> li
         report: the built report.
         results_dir: the results folder (created).
     """
-    from benchmark.plots import plot_sweep
+    from benchmark.reporting.plots import plot_sweep
 
     results_dir.mkdir(parents=True, exist_ok=True)
     report.plots = plot_sweep(client, report.runs, results_dir / report.name)

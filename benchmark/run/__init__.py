@@ -1,0 +1,1 @@
+"""The run path: config, DataModule, evaluation, tracking, checkpoints and resume, runner."""

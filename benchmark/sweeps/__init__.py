@@ -1,0 +1,1 @@
+"""Sweeps: the grid, the driver, launchers (local pool, Ray), workers, the outbox."""
