@@ -45,11 +45,11 @@ def test_perf_quick_prints_every_row_as_json():
 
 
 def test_interval_timer_rates_the_median_interval_pooled_over_runs(monkeypatch):
-    import benchmark.studies.perf as perf
+    import benchmark.studies.parity as parity
 
     clock = iter([0.0, 1.0, 3.0, 100.0, 101.0, 111.0])  # two runs of three marks, a pause between
-    monkeypatch.setattr(perf.time, "perf_counter", lambda: next(clock))
-    timer = perf.IntervalTimer()
+    monkeypatch.setattr(parity.time, "perf_counter", lambda: next(clock))
+    timer = parity.IntervalTimer()
     for _ in range(2):
         for _ in range(3):
             timer.mark()
@@ -59,7 +59,7 @@ def test_interval_timer_rates_the_median_interval_pooled_over_runs(monkeypatch):
 
 
 def test_interval_timer_marks_wall_clock_intervals_and_restarts_after_stop():
-    from benchmark.studies.perf import IntervalTimer
+    from benchmark.studies.parity import IntervalTimer
 
     timer = IntervalTimer()
     timer.mark()
