@@ -96,7 +96,8 @@ def wrap_items(items: list[str], first: str, width: int) -> list[str]:
 def cmd_run(args: argparse.Namespace) -> int:
     """Train one algorithm on one family, evaluate it, and record it in MLflow."""
     from benchmark.run.config import load_run_config
-    from benchmark.run.runner import resume_run, train_and_evaluate
+    from benchmark.run.restore import resume_run
+    from benchmark.run.runner import train_and_evaluate
     from benchmark.run.tracking import DEFAULT_EXPERIMENT, resolve_tracking_uri
 
     uri = resolve_tracking_uri(args.tracking_uri)

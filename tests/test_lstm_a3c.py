@@ -30,7 +30,8 @@ from benchmark.run.checkpoints import read_checkpoint
 from benchmark.run.config import load_run_config
 from benchmark.run.datamodule import MetaRLDataModule
 from benchmark.run.evaluation import evaluate_policy
-from benchmark.run.runner import CHECKPOINT_ARTIFACT, build_module, load_module, train_and_evaluate
+from benchmark.run.restore import load_module
+from benchmark.run.runner import CHECKPOINT_ARTIFACT, build_module, train_and_evaluate
 from benchmark.run.tracking import download_artifact
 from tasks import ConfigError
 

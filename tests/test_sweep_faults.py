@@ -28,6 +28,7 @@ from test_mlflow_server import free_port
 from test_sweep import _alive, _children_of, _command_line, _live_children, runs_of
 
 import benchmark.sweeps.driver
+import benchmark.sweeps.liveness
 from benchmark.cli import main
 from benchmark.run.checkpoints import read_checkpoint
 from benchmark.sweeps.driver import RESUMED, sweep_command
@@ -213,7 +214,7 @@ def test_a_sweep_ending_while_the_store_is_away_stops_with_one_line_then_the_nex
 
     Store.down = False
     monkeypatch.setattr(
-        benchmark.sweeps.driver, "driver_alive", lambda tags: False
+        benchmark.sweeps.liveness, "driver_alive", lambda tags: False
     )  # it has exited
     assert main(["--tracking-uri", uri, "sweep", str(path), "--workers", "1"]) == 0
     err = capfd.readouterr().err

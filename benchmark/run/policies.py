@@ -74,7 +74,7 @@ def evaluate_reference(
 
 
 def _learned_policy(reference: str, family, tracking_uri: str | None, plugin: str | None):
-    from benchmark.run.runner import load_module
+    from benchmark.run.restore import load_module
 
     is_run_id = re.fullmatch(r"[0-9a-f]{32}", reference) is not None
     if not is_run_id and not Path(reference).exists():

@@ -50,10 +50,10 @@ from benchmark.run.tracking import (
     SWEEP,
     ensure_experiment,
     git_tags,
-    pid_running,
 )
 from benchmark.sweeps.grid import Sweep, load_sweep
 from benchmark.sweeps.launchers import Launcher, check_launcher, make_launcher
+from benchmark.sweeps.liveness import check_drivers, reap_dead_drivers, search_all
 from benchmark.sweeps.outbox import (
     Outbox,
     first_line,
@@ -64,10 +64,8 @@ from benchmark.sweeps.outbox import (
 )
 from benchmark.sweeps.progress import SweepProgress
 from benchmark.sweeps.worker import Job
-from tasks import ConfigError
 
 HEARTBEAT_SECONDS = 30.0
-STALE_AFTER_SECONDS = 300.0
 RESUMED = "metarl.resumed_from_env_steps"
 EXIT_FAILED_RUNS, EXIT_PENDING, EXIT_INTERRUPTED = 1, 75, 130
 START_PATIENCE = 30.0
@@ -416,96 +414,6 @@ def safe_name(name: str) -> str:
         name: an experiment or sweep name.
     """
     return re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip(".") or "_"
-
-
-def check_drivers(
-    client: MlflowClient, experiment_id: str, sweep_name: str
-) -> tuple[list[str], list[str]]:
-    """The RUNNING parent runs whose driver lives and those whose driver is gone.
-
-    A live driver of the same sweep is refused (two drivers would run the same jobs twice).
-
-    Args:
-        client: the tracking client.
-        experiment_id: the sweep's experiment.
-        sweep_name: the sweep about to run.
-
-    Returns:
-        the live parents' run ids and the dead ones'.
-    """
-    running = f"tags.`{ROLE}` = 'parent' and attributes.status = 'RUNNING'"
-    live, dead = [], []
-    for parent in search_all(client, experiment_id, running):
-        tags = parent.data.tags
-        if not driver_alive(tags):
-            dead.append(parent.info.run_id)
-        elif tags.get(SWEEP) == sweep_name:
-            raise ConfigError(
-                f"sweep '{sweep_name}' is already running (pid {tags.get(PID)} on "
-                f"{tags.get(HOST)}, parent run {parent.info.run_id}); wait for it or stop it"
-            )
-        else:
-            live.append(parent.info.run_id)
-    return live, dead
-
-
-def reap_dead_drivers(
-    client: MlflowClient, experiment_id: str, live: list[str], dead: list[str]
-) -> int:
-    """Mark the parents of dead drivers, and RUNNING children of no live parent, KILLED.
-
-    Args:
-        client: the tracking client.
-        experiment_id: the sweep's experiment.
-        live: the parents whose driver lives (from :func:`check_drivers`).
-        dead: the parents whose driver is gone.
-
-    Returns:
-        the number of child runs marked KILLED.
-    """
-    killed = 0
-    orphans = f"tags.`{ROLE}` = 'child' and attributes.status = 'RUNNING'"
-    for child in search_all(client, experiment_id, orphans):
-        if child.data.tags.get("mlflow.parentRunId") not in live:
-            client.set_tag(child.info.run_id, "metarl.note", "its sweep driver died")
-            client.set_terminated(child.info.run_id, "KILLED")
-            killed += 1
-    for run_id in dead:
-        client.set_terminated(run_id, "KILLED")
-    if killed:
-        print(f"marked {killed} runs of a dead sweep driver KILLED", file=sys.stderr)
-    return killed
-
-
-def driver_alive(tags: dict[str, str]) -> bool:
-    """Whether the driver that owns a parent run still runs (pid on this host, else heartbeat).
-
-    Args:
-        tags: the parent run's tags.
-    """
-    beat_age = time.time() - float(tags.get(BEAT, 0) or 0)
-    if beat_age > STALE_AFTER_SECONDS:
-        return False
-    if tags.get(HOST) != socket.gethostname():
-        return True
-    return pid_running(int(tags.get(PID, 0) or 0))
-
-
-def search_all(client: MlflowClient, experiment_id: str, query: str) -> list[Any]:
-    """Every run of ``experiment_id`` matching ``query`` (all pages).
-
-    Args:
-        client: the tracking client.
-        experiment_id: one experiment.
-        query: an MLflow search filter.
-    """
-    runs, token = [], None
-    while True:
-        page = client.search_runs([experiment_id], query, max_results=5000, page_token=token)
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
 
 
 def _param_value(value: Any) -> str:
