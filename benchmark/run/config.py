@@ -28,6 +28,8 @@ from baselines import get_algorithm_class
 from tasks import ConfigError, get_task_class, require
 
 CONFIG_DIR = Path(__file__).parents[1] / "configs"
+RUN_SECTIONS = ("algo", "task", "trainer", "eval")
+"""The sections of a run's config besides its top-level ``seed``."""
 SEED_MAX = 2**32 - 1
 """The largest valid seed."""
 SEED_RANGE = f"an integer in [0, {SEED_MAX}]"
@@ -205,7 +207,7 @@ def merge_checked(base: DictConfig, *layers: Any) -> DictConfig:
 
 def validate_sections(config: DictConfig) -> None:
     """Instantiate every section's dataclass so its range checks (``__post_init__``) run."""
-    for name in ("algo", "task", "trainer", "eval", "strategy"):
+    for name in (*RUN_SECTIONS, "strategy"):
         if name in config:
             try:
                 OmegaConf.to_object(config[name])

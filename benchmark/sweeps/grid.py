@@ -42,6 +42,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from benchmark.run.config import (
     CONFIG_DIR,
+    RUN_SECTIONS,
     SEED_RANGE,
     EvalConfig,
     RunSpec,
@@ -60,7 +61,6 @@ SWEEP_DIR = CONFIG_DIR / "sweeps"
 SWEEP_KEYS = ("name", "description", "experiment", "seeds", "overrides", "algorithms")
 SWEEP_KEYS += ("strategies", "tasks", "exclude")
 CLI_SWEEP_KEYS = ("name", "experiment", "seeds")
-RUN_SECTIONS = ("algo", "task", "trainer", "eval")
 MIN_SEEDS = 2
 MAX_SEEDS = 1000
 """Seeds of one sweep at most (a larger count is a typo, not a study)."""
