@@ -66,7 +66,7 @@ def _import_algorithm(path: str) -> type[MetaRLAlgorithm]:
 
 @functools.cache
 def _load_entry_points() -> None:
-    # Scanning the installed distributions costs ~50 ms; once per process is enough.
+    # Scanning the installed distributions is slow next to a lookup; once per process is enough.
     for entry in entry_points(group=ENTRY_POINT_GROUP):
         if entry.name not in ALGORITHMS:
             ALGORITHMS[entry.name] = entry.load()

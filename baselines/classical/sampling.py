@@ -1,6 +1,6 @@
 """Seeded, batched Gamma and Beta samplers for posterior sampling strategies.
 
-``torch.distributions`` draws from the global generator and ``torch._standard_gamma`` is about seven
+``torch.distributions`` draws from the global generator and ``torch._standard_gamma`` is several
 times slower on CPU than the vectorised Marsaglia-Tsang method below, so Thompson sampling and OTS
 use these. Every draw comes from the explicit ``generator``: the same seed gives the same samples.
 """

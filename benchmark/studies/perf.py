@@ -334,10 +334,10 @@ def sweep_scaling_row(quick: bool) -> dict[str, Any]:
     """Runs per hour of a sweep of equal runs with 2 local workers against 1 worker.
 
     Runs per hour are over the runs phase (:func:`sweep_seconds`); the whole command's seconds,
-    which add the driver's fixed start-up (8-15 s of imports and store set-up, shared with the
-    starting workers) and the final table, are shown beside them. Timed in the order 1, 2, 2, 1
-    workers (once each when quick), so a drift in the machine's load weighs on both; each figure
-    is over the summed seconds.
+    which add the driver's fixed start-up (imports and store set-up, shared with the starting
+    workers) and the final table, are shown beside them. Timed in the order 1, 2, 2, 1 workers
+    (once each when quick), so a drift in the machine's load weighs on both; each figure is over
+    the summed seconds.
     """
     runs, steps = (2, 20_000) if quick else (4, 1_000_000)
     order = (1, 2) if quick else (1, 2, 2, 1)
