@@ -2,14 +2,21 @@
 
 from tasks import (
     bandits,  # noqa: F401  (registers the bandit families)
-    classic_control,  # noqa: F401  (registers cartpole-, pendulum- and acrobot-params)
     maze,  # noqa: F401  (registers maze)
-    mujoco,  # noqa: F401  (registers halfcheetah-vel, halfcheetah-params, hopper-params)
     tabular_mdp,  # noqa: F401  (registers tabular-mdp)
     two_step,  # noqa: F401  (registers two-step)
 )
 from tasks.base import ConfigError, TaskFamily, require, task_generator
+from tasks.classic_control import (
+    acrobot,  # noqa: F401  (registers acrobot-params)
+    cartpole,  # noqa: F401  (registers cartpole-params)
+    pendulum,  # noqa: F401  (registers pendulum-params)
+)
 from tasks.gym_env import MetaRLObservation, register_gym_envs
+from tasks.mujoco import (
+    half_cheetah,  # noqa: F401  (registers halfcheetah-vel and halfcheetah-params)
+    hopper,  # noqa: F401  (registers hopper-params)
+)
 from tasks.registry import TASKS, get_task_class, make_task, task_names
 from tasks.trial import (
     StepView,

@@ -20,7 +20,7 @@ from baselines.policy import RandomPolicy
 from benchmark.cli import main
 from benchmark.run.evaluation import evaluate_policy
 from tasks import TrialEngine, make_task, task_generator
-from tasks.mujoco import INSTALL_HINT, without_mujoco_warnings
+from tasks.mujoco.simulator import INSTALL_HINT, without_mujoco_warnings
 
 FAMILIES = ("halfcheetah-vel", "halfcheetah-params", "hopper-params")
 ALGORITHMS = ("rl2", "lstm-a2c", "lstm-a3c", "a2c")

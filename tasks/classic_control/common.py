@@ -1,0 +1,182 @@
+"""What the classic-control families share: config checks, sampling and Monte-Carlo references.
+
+Reference scores are Monte-Carlo estimates: for every task of the batch, ``reference_rollouts``
+whole trials are played by the uniform random policy and by the oracle (all tasks and repetitions
+in one batch, one tensor step per time step), from a fixed seed so the estimate is deterministic.
+Each family's oracle knows the physical constants of its task (see the family modules).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+
+from tasks.base import (
+    EnvState,
+    FamilyConfig,
+    TaskBatch,
+    TaskFamily,
+    check_choices,
+    choice,
+    require,
+)
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+REFERENCE_SEED = 20_240_601
+"""Seed of the Monte-Carlo rollouts that estimate the reference scores."""
+
+
+def range_field(low: float, high: float) -> list[float]:
+    """A dataclass field defaulting to the pair ``[low, high]`` (a ``*_range`` config field)."""
+    return field(default_factory=lambda: [low, high])
+
+
+def check_range(config: FamilyConfig, key: str, positive: bool = True) -> None:
+    """Validate ``config.<key>`` as a [low, high] pair of numbers; raise a one-line ConfigError.
+
+    Args:
+        config: the family's config.
+        key: the field name, e.g. ``length_range``.
+        positive: require low > 0 (masses, lengths, gravity).
+    """
+    value = getattr(config, key)
+    require(
+        isinstance(value, list | tuple) and len(value) == 2,
+        f"task.{key} must be a list of two numbers [low, high], got {value}",
+    )
+    require(
+        all(isinstance(v, int | float) and not isinstance(v, bool) for v in value),
+        f"task.{key} must be a list of two numbers [low, high], got {value}",
+    )
+    low, high = float(value[0]), float(value[1])
+    require(low <= high, f"task.{key}: low {low} > high {high}")
+    if positive:
+        require(low > 0, f"task.{key} must be > 0, got low {low}")
+
+
+def check_positive_int(config: FamilyConfig, key: str, low: int = 1) -> None:
+    """Validate ``config.<key>`` as an integer >= ``low``."""
+    value = getattr(config, key)
+    require(
+        isinstance(value, int) and not isinstance(value, bool) and value >= low,
+        f"task.{key} must be an integer >= {low}, got {value}",
+    )
+
+
+@dataclass
+class ClassicControlConfig(FamilyConfig):
+    """Fields shared by the classic-control families."""
+
+    episodes: int = 2
+    """Episodes per trial (same physical constants, hidden state carried)."""
+    max_steps: int = 200
+    """Steps after which an episode is truncated."""
+    dtype: str = choice("float32", DTYPES)
+    """Precision of the physical state: float32 or float64 (observations are always float32)."""
+    reference_rollouts: int = 4
+    """Monte-Carlo trials per task when estimating the random and oracle reference scores."""
+
+    def __post_init__(self):
+        for key in ("episodes", "max_steps", "reference_rollouts"):
+            check_positive_int(self, key)
+        check_choices(self)
+        for key in self.ranged_keys():
+            check_range(self, key)
+
+    def ranged_keys(self) -> list[str]:
+        """The ``*_range`` fields, in declaration order."""
+        return [key for key in self.__dataclass_fields__ if key.endswith("_range")]
+
+
+class ClassicControlFamily(TaskFamily):
+    """Shared sampling, bookkeeping and Monte-Carlo references of the classic-control families.
+
+    A subclass declares its ranged constants as ``<name>_range`` config fields (each becomes a
+    task tensor ``<name>`` of shape [n]), keeps its physical state in ``state["s"]`` [n, k] and
+    implements ``observe``, ``step``, ``oracle_action`` and ``initial_state``.
+    """
+
+    OBS_DIM: ClassVar[int]
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """Precision of the physical state and the task constants."""
+        return DTYPES[self.config.dtype]
+
+    @property
+    def obs_dim(self) -> int:
+        return self.OBS_DIM
+
+    @property
+    def max_episode_steps(self) -> int:
+        return self.config.max_steps
+
+    @property
+    def episodes_per_trial(self) -> int:
+        return self.config.episodes
+
+    def sample(self, n: int, generator: torch.Generator) -> TaskBatch:
+        tasks = {}
+        for key in self.config.ranged_keys():
+            low, high = (float(v) for v in getattr(self.config, key))
+            draw = torch.rand(n, generator=generator, device=generator.device, dtype=self.dtype)
+            tasks[key.removesuffix("_range")] = low + (high - low) * draw
+        return tasks
+
+    def uniform_state(
+        self, tasks: TaskBatch, generator: torch.Generator, high: list[float]
+    ) -> torch.Tensor:
+        """A state drawn uniformly from [-high, high] per component, [n, len(high)]."""
+        first = next(iter(tasks.values()))
+        bound = torch.tensor(high, dtype=self.dtype, device=first.device)
+        draw = torch.rand(
+            first.shape[0], len(high), generator=generator, device=first.device, dtype=self.dtype
+        )
+        return (2 * draw - 1) * bound
+
+    def reference_scores(self, tasks: TaskBatch) -> dict[str, torch.Tensor]:
+        reps = self.config.reference_rollouts
+        n = next(iter(tasks.values())).shape[0]
+        repeated = {key: value.repeat(reps) for key, value in tasks.items()}
+        device = next(iter(tasks.values())).device
+        generator = torch.Generator(device=device).manual_seed(REFERENCE_SEED)
+
+        def uniform(batch: TaskBatch, state: EnvState) -> torch.Tensor:
+            size = (state["s"].shape[0],)
+            return torch.randint(self.num_actions, size, generator=generator, device=device)
+
+        scores = {}
+        for name, policy in (("random", uniform), ("oracle", self.oracle_action)):
+            totals = self.rollout_totals(repeated, policy, generator)
+            scores[name] = totals.view(reps, n).mean(0).float()
+        return scores
+
+    def rollout_totals(
+        self,
+        tasks: TaskBatch,
+        policy: Callable[[TaskBatch, EnvState], torch.Tensor],
+        generator: torch.Generator,
+    ) -> torch.Tensor:
+        """Total reward of one whole trial per task under ``policy`` (state-feedback), [n].
+
+        Args:
+            tasks: the task batch.
+            policy: maps (tasks, state) to actions, long [n].
+            generator: drives initial states (and the policy, if it draws).
+        """
+        totals = torch.zeros(next(iter(tasks.values())).shape[0], dtype=self.dtype)
+        totals = totals.to(next(iter(tasks.values())).device)
+        for _ in range(self.config.episodes):
+            state = self.initial_state(tasks, generator)
+            alive = torch.ones_like(totals, dtype=torch.bool)
+            for _ in range(self.config.max_steps):
+                action = policy(tasks, state)
+                state, reward, terminated = self.step(tasks, state, action, generator)
+                totals += torch.where(alive, reward.to(self.dtype), 0.0)
+                alive = alive & ~terminated
+                if not bool(alive.any()):
+                    break
+        return totals

@@ -1,0 +1,14 @@
+"""MuJoCo locomotion families with continuous actions (optional extra: ``metarl-bench[mujoco]``).
+
+- ``halfcheetah-vel`` (:mod:`tasks.mujoco.half_cheetah`): HalfCheetah must run at a target
+  velocity drawn per trial (MAML, PEARL): reward = -|forward velocity - target| - ctrl_cost * |a|^2.
+- ``halfcheetah-params`` (:mod:`tasks.mujoco.half_cheetah`) and ``hopper-params``
+  (:mod:`tasks.mujoco.hopper`): gymnasium's HalfCheetah-v5 and Hopper-v5 rewards, with every
+  body's mass (and inertia), every joint's damping and every geom's friction scaled per trial by
+  factors drawn log-uniformly from ``[1/s, s]`` (as rand_param_envs does for PEARL).
+
+:mod:`tasks.mujoco.simulator` holds the stateless batched MuJoCo kernel and the install check;
+:mod:`tasks.mujoco.common` the functional family over it (state, stepping, references) and the
+per-trial dynamics shared by the ``-params`` families. ``tasks/__init__.py`` imports the family
+modules, which registers them.
+"""

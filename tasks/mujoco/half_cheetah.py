@@ -1,0 +1,98 @@
+"""``halfcheetah-vel`` and ``halfcheetah-params``: gymnasium's HalfCheetah-v5 as meta-RL families.
+
+``halfcheetah-vel`` draws a target forward velocity per trial (MAML / PEARL's cheetah-vel);
+``halfcheetah-params`` keeps gymnasium's reward and scales masses, damping and friction per trial.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from tasks.base import FamilyConfig, TaskBatch, require
+from tasks.mujoco.common import MujocoFamily, ParamsConfig, ParamsFamily, check_trial
+from tasks.mujoco.simulator import require_mujoco
+from tasks.registry import register_task
+
+
+@dataclass
+class HalfCheetahVelConfig(FamilyConfig):
+    """HalfCheetah with a target forward velocity drawn per trial from U[velocity_low, high]."""
+
+    episode_steps: int = 200
+    """Steps per episode (200 as in MAML and PEARL)."""
+    episodes: int = 2
+    """Episodes per trial on one target velocity."""
+    velocity_low: float = 0.0
+    """Lowest target velocity (MAML: 0)."""
+    velocity_high: float = 2.0
+    """Highest target velocity (MAML: 2; PEARL uses 3)."""
+    ctrl_cost: float = 0.05
+    """Weight of the squared action norm in the cost (MAML: 0.5 * 0.1)."""
+
+    def __post_init__(self):
+        check_trial(self)
+        require(
+            self.velocity_high >= self.velocity_low,
+            f"task.velocity_high must be >= task.velocity_low={self.velocity_low}, "
+            f"got {self.velocity_high}",
+        )
+        require(self.ctrl_cost >= 0, f"task.ctrl_cost must be >= 0, got {self.ctrl_cost}")
+        require_mujoco("halfcheetah-vel")
+
+
+@dataclass
+class HalfCheetahParamsConfig(ParamsConfig):
+    """HalfCheetah-v5 with per-trial masses, damping and friction."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        require_mujoco("halfcheetah-params")
+
+
+class _HalfCheetah(MujocoFamily):
+    env_id = "HalfCheetah-v5"
+    qvel_noise_normal = True
+    reset_noise = 0.1
+
+    @property
+    def fixed_trial_steps(self) -> int:
+        return self.config.episode_steps * self.config.episodes
+
+
+@register_task
+class HalfCheetahVel(_HalfCheetah):
+    """HalfCheetah running at a per-trial target velocity (MAML / PEARL's cheetah-vel)."""
+
+    name = "halfcheetah-vel"
+    gym_id = "metarl/HalfCheetahVel-v0"
+    Config = HalfCheetahVelConfig
+
+    def sample(self, n: int, generator: torch.Generator) -> TaskBatch:
+        low, high = self.config.velocity_low, self.config.velocity_high
+        uniform = torch.rand(n, generator=generator, device=generator.device)
+        return {"target_velocity": low + (high - low) * uniform}
+
+    def reference_scores(self, tasks: TaskBatch) -> dict[str, torch.Tensor]:
+        """Monte-Carlo random reference; the oracle reference is the return's upper bound, 0."""
+        random = self._random_trial_returns(tasks)
+        return {"random": random, "oracle": torch.zeros_like(random)}
+
+    def _reward(self, tasks, physics, velocity, action_cost):
+        target = tasks["target_velocity"].to(torch.float64)
+        reward = -(velocity - target).abs() - self.config.ctrl_cost * action_cost
+        return reward, torch.zeros_like(reward, dtype=torch.bool)
+
+
+@register_task
+class HalfCheetahParams(ParamsFamily, _HalfCheetah):
+    """HalfCheetah-v5 (forward velocity - 0.1 |a|^2) with per-trial masses, damping, friction."""
+
+    name = "halfcheetah-params"
+    gym_id = "metarl/HalfCheetahParams-v0"
+    Config = HalfCheetahParamsConfig
+
+    def _reward(self, tasks, physics, velocity, action_cost):
+        reward = velocity - 0.1 * action_cost
+        return reward, torch.zeros_like(reward, dtype=torch.bool)
