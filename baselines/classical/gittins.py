@@ -340,8 +340,17 @@ def gittins_table(
     if path.exists():
         return np.load(path)
     table = _compute_table(discount, truncation, max_pulls)
-    directory.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=directory, suffix=".tmp", delete=False) as handle:
+    _save_atomically(table, path)
+    return table
+
+
+def _save_atomically(table: np.ndarray, path: Path) -> None:
+    """Write ``table`` to ``path`` as ``.npy`` through a temporary file and ``os.replace``.
+
+    Readers never see a half-written table; the temporary file is removed if writing fails.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as handle:
         try:
             np.save(handle, table)
         except BaseException:
@@ -349,4 +358,3 @@ def gittins_table(
             os.unlink(handle.name)
             raise
     os.replace(handle.name, path)
-    return table
