@@ -291,6 +291,16 @@ def command_parsers() -> dict[str, OneLineParser]:
     evaluate.add_argument("--trials", type=int, default=1000)
     evaluate.add_argument("--tune-trials", type=int, default=None, help="default: --trials")
 
+    add_study_commands(command)
+    return made
+
+
+def add_study_commands(command: Callable[..., OneLineParser]) -> None:
+    """The parsers of reproduce, sweep, table and perf, made by :func:`command_parsers`'s maker.
+
+    Args:
+        command: makes a command's parser from its name, help text and shared options.
+    """
     reproduce = command("reproduce", "reproduce a published table", "json", "experiment", "seed")
     reproduce.add_argument("table", help="a published table (see the error for the valid ones)")
     reproduce.add_argument("--budget", default="quick", help="a budget of the table's YAML")
@@ -321,7 +331,6 @@ def command_parsers() -> dict[str, OneLineParser]:
         help="instead: seconds of training for rl2 and lstm-a2c to reach 95%% of Gittins on "
         "5 arms x 100 pulls (3 seeds; about half an hour)",
     )
-    return made
 
 
 def parse_arguments(argv: list[str]) -> argparse.Namespace:
