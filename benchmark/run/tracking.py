@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -178,3 +179,24 @@ def pid_running(pid: int) -> bool:
     if stat.exists():  # a zombie (killed, not yet reaped) is not running
         return stat.read_text().rsplit(")", 1)[-1].split()[0] != "Z"
     return True
+
+
+def state_folder(tracking_uri: str) -> Path:
+    """Where a driver keeps checkpoints and pending results: ``.metarl`` beside a sqlite store,
+    else in the working directory.
+
+    Args:
+        tracking_uri: the MLflow store.
+    """
+    if tracking_uri.startswith("sqlite:///"):
+        return Path(tracking_uri.removeprefix("sqlite:///")).parent / ".metarl"
+    return Path.cwd() / ".metarl"
+
+
+def safe_name(name: str) -> str:
+    """``name`` as one path component (characters other than letters, digits, ``._-`` become _).
+
+    Args:
+        name: an experiment or sweep name.
+    """
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip(".") or "_"

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import socket
 import sys
 import time
@@ -50,6 +49,8 @@ from benchmark.run.tracking import (
     SWEEP,
     ensure_experiment,
     git_tags,
+    safe_name,
+    state_folder,
 )
 from benchmark.sweeps.grid import Sweep, load_sweep
 from benchmark.sweeps.launchers import Launcher, check_launcher, make_launcher
@@ -393,27 +394,6 @@ class SweepDriver:
             if not is_transient(error):
                 raise
             self._went_away(error)
-
-
-def state_folder(tracking_uri: str) -> Path:
-    """Where a driver keeps checkpoints and pending results: ``.metarl`` beside a sqlite store,
-    else in the working directory.
-
-    Args:
-        tracking_uri: the MLflow store.
-    """
-    if tracking_uri.startswith("sqlite:///"):
-        return Path(tracking_uri.removeprefix("sqlite:///")).parent / ".metarl"
-    return Path.cwd() / ".metarl"
-
-
-def safe_name(name: str) -> str:
-    """``name`` as one path component (characters other than letters, digits, ``._-`` become _).
-
-    Args:
-        name: an experiment or sweep name.
-    """
-    return re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip(".") or "_"
 
 
 def _param_value(value: Any) -> str:
