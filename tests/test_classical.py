@@ -17,7 +17,7 @@ from baselines.classical.bandits import (
 )
 from baselines.classical.sampling import sample_beta, sample_gamma
 from baselines.strategies import get_strategy, strategy_names
-from benchmark import tuning
+from benchmark.run import tuning
 from benchmark.cli import main
 from benchmark.run.evaluation import evaluate_policy
 from benchmark.run.policies import evaluate_reference
