@@ -17,8 +17,8 @@ from baselines.classical.bandits import (
 )
 from baselines.classical.sampling import sample_beta, sample_gamma
 from baselines.strategies import get_strategy, strategy_names
-from benchmark.run import tuning
 from benchmark.cli import main
+from benchmark.run import tuning
 from benchmark.run.evaluation import evaluate_policy
 from benchmark.run.policies import evaluate_reference
 from tasks import ConfigError, StepView, TrialEngine, make_task, task_generator
