@@ -14,7 +14,7 @@ from tasks.classic_control import (
 )
 from tasks.gym_env import MetaRLObservation, register_gym_envs
 from tasks.mujoco import (
-    half_cheetah,  # noqa: F401  (registers halfcheetah-vel and halfcheetah-params)
+    half_cheetah,  # noqa: F401  (registers the halfcheetah-* families)
     hopper,  # noqa: F401  (registers hopper-params)
 )
 from tasks.registry import TASKS, get_task_class, make_task, task_names

@@ -22,7 +22,7 @@ from benchmark.run.evaluation import evaluate_policy
 from tasks import TrialEngine, make_task, task_generator
 from tasks.mujoco.simulator import INSTALL_HINT, without_mujoco_warnings
 
-FAMILIES = ("halfcheetah-vel", "halfcheetah-params", "hopper-params")
+FAMILIES = ("halfcheetah-vel", "halfcheetah-dir", "halfcheetah-params", "hopper-params")
 ALGORITHMS = ("rl2", "lstm-a2c", "lstm-a3c", "a2c")
 NOMINAL = {"mass_scale": 1.0, "damping_scale": 1.0, "friction_scale": 1.0}
 
@@ -44,6 +44,7 @@ def physics_of(env) -> torch.Tensor:
         ("halfcheetah-params", "HalfCheetah-v5", NOMINAL),
         ("hopper-params", "Hopper-v5", NOMINAL),
         ("halfcheetah-vel", "HalfCheetah-v5", {}),
+        ("halfcheetah-dir", "HalfCheetah-v5", {}),
     ],
 )
 def test_a_step_reproduces_gymnasiums_own_env_step(name, env_id, params):
@@ -62,9 +63,46 @@ def test_a_step_reproduces_gymnasiums_own_env_step(name, env_id, params):
             target = float(tasks["target_velocity"][0])
             expected = -abs(info["x_velocity"] - target) - 0.05 * float(np.square(action).sum())
             assert ours.item() == pytest.approx(expected, abs=1e-4)
+        elif name == "halfcheetah-dir":
+            direction = float(tasks["direction"][0])
+            expected = direction * info["x_velocity"] - 0.05 * float(np.square(action).sum())
+            assert ours.item() == pytest.approx(expected, abs=1e-4)
         else:
             assert ours.item() == pytest.approx(reward, abs=1e-4)
         assert bool(ended[0]) == terminated
+
+
+def test_halfcheetah_vel_samples_its_velocity_range_and_the_range_acts():
+    assert make_task("halfcheetah-vel").config.velocity_high == 3.0  # PEARL/ProMP/VariBAD code
+    for high in (3.0, 2.0):  # the standard range and MAML's
+        family = make_task("halfcheetah-vel", episode_steps=5, velocity_high=high)
+        target = family.sample(4000, task_generator(0, "train"))["target_velocity"]
+        assert float(target.min()) >= 0.0 and float(target.max()) <= high
+        assert float(target.max()) > 0.95 * high and abs(float(target.mean()) - high / 2) < 0.05
+    narrow = make_task("halfcheetah-vel", velocity_low=1.0, velocity_high=1.5)
+    target = narrow.sample(1000, task_generator(0, "train"))["target_velocity"]
+    assert float(target.min()) >= 1.0 and float(target.max()) <= 1.5
+
+
+def test_halfcheetah_dir_draws_both_directions_and_rewards_running_that_way():
+    family = make_task("halfcheetah-dir", episode_steps=5)
+    direction = family.sample(4000, task_generator(0, "train"))["direction"]
+    assert set(direction.unique().tolist()) == {-1.0, 1.0}
+    assert abs(float(direction.mean())) < 0.05
+    assert family.has_oracle is False and family.gym_id == "metarl/HalfCheetahDir-v0"
+    tasks = {"direction": torch.tensor([1.0, -1.0], dtype=torch.float64)}
+    state = family.initial_state(tasks, torch.Generator().manual_seed(0))
+    state = {"physics": state["physics"][:1].expand(2, -1).clone()}  # identical start
+    velocity = torch.tensor([0.7, 0.7], dtype=torch.float64)
+    cost = torch.tensor([2.0, 2.0], dtype=torch.float64)
+    reward, _ = family._reward(tasks, state["physics"], velocity, cost)
+    assert reward.tolist() == pytest.approx([0.7 - 0.1, -0.7 - 0.1])
+    action = torch.zeros(2, 6)
+    for _ in range(3):
+        state, reward, _ = family.step(tasks, state, action, torch.Generator())
+    assert reward[0].item() == pytest.approx(-reward[1].item())  # same motion, opposite sign
+    references = family.reference_scores(tasks)
+    assert torch.isnan(references["oracle"]).all() and torch.isfinite(references["random"]).all()
 
 
 def test_dynamics_parameters_are_set_per_slot_and_change_at_trial_starts():

@@ -9,8 +9,9 @@ batched contract holds. The ``oracle`` reference is
 - ``halfcheetah-vel``: 0, the exact upper bound of the return (every reward is -|error| - cost,
   at most 0): the ideal of tracking the target from the first step at no control cost, which no
   policy reaches. The normalised score is then the fraction of the random policy's loss removed.
-- ``-params``: NaN (no bound exists: the reward grows with speed), and with it the normalised
-  score and the regret; compare raw returns. Tables show NaN for these entries.
+- ``halfcheetah-dir`` and ``-params``: NaN (no bound exists: the reward grows with speed), and
+  with it the normalised score and the regret; compare raw returns. Tables show NaN for these
+  entries.
 """
 
 from __future__ import annotations

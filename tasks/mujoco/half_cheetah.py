@@ -1,7 +1,11 @@
-"""``halfcheetah-vel`` and ``halfcheetah-params``: gymnasium's HalfCheetah-v5 as meta-RL families.
+"""``halfcheetah-vel``, ``halfcheetah-dir`` and ``halfcheetah-params``: HalfCheetah-v5 families.
 
-``halfcheetah-vel`` draws a target forward velocity per trial (MAML / PEARL's cheetah-vel);
+``halfcheetah-vel`` draws a target forward velocity per trial (cheetah-vel of MAML, PEARL, ProMP
+and VariBAD); ``halfcheetah-dir`` draws a running direction, forward or backward (cheetah-dir);
 ``halfcheetah-params`` keeps gymnasium's reward and scales masses, damping and friction per trial.
+
+Protocol of the two goal families, as in those papers' code: 200-step episodes, 2 episodes per
+trial on one goal, control cost 0.05 * |a|^2 (MAML's 0.5 * 0.1).
 """
 
 from __future__ import annotations
@@ -18,7 +22,12 @@ from tasks.registry import register_task
 
 @dataclass
 class HalfCheetahVelConfig(FamilyConfig):
-    """HalfCheetah with a target forward velocity drawn per trial from U[velocity_low, high]."""
+    """HalfCheetah with a target forward velocity drawn per trial from U[velocity_low, high].
+
+    The default range [0, 3] is what the code of PEARL, ProMP and VariBAD samples (their
+    docstrings say [0, 2]); MAML samples [0, 2] (``velocity_high=2``). Before issue 18 the
+    default was [0, 2].
+    """
 
     episode_steps: int = 200
     """Steps per episode (200 as in MAML and PEARL)."""
@@ -26,8 +35,8 @@ class HalfCheetahVelConfig(FamilyConfig):
     """Episodes per trial on one target velocity."""
     velocity_low: float = 0.0
     """Lowest target velocity (MAML: 0)."""
-    velocity_high: float = 2.0
-    """Highest target velocity (MAML: 2; PEARL uses 3)."""
+    velocity_high: float = 3.0
+    """Highest target velocity (PEARL, ProMP, VariBAD code: 3; MAML: 2)."""
     ctrl_cost: float = 0.05
     """Weight of the squared action norm in the cost (MAML: 0.5 * 0.1)."""
 
@@ -40,6 +49,23 @@ class HalfCheetahVelConfig(FamilyConfig):
         )
         require(self.ctrl_cost >= 0, f"task.ctrl_cost must be >= 0, got {self.ctrl_cost}")
         require_mujoco("halfcheetah-vel")
+
+
+@dataclass
+class HalfCheetahDirConfig(FamilyConfig):
+    """HalfCheetah running forward or backward: direction +1 or -1, each with probability 1/2."""
+
+    episode_steps: int = 200
+    """Steps per episode (200 as in MAML, PEARL and VariBAD)."""
+    episodes: int = 2
+    """Episodes per trial on one direction."""
+    ctrl_cost: float = 0.05
+    """Weight of the squared action norm in the cost (MAML: 0.5 * 0.1)."""
+
+    def __post_init__(self):
+        check_trial(self)
+        require(self.ctrl_cost >= 0, f"task.ctrl_cost must be >= 0, got {self.ctrl_cost}")
+        require_mujoco("halfcheetah-dir")
 
 
 @dataclass
@@ -82,6 +108,29 @@ class HalfCheetahVel(_HalfCheetah):
     def _reward(self, tasks, physics, velocity, action_cost):
         target = tasks["target_velocity"].to(torch.float64)
         reward = -(velocity - target).abs() - self.config.ctrl_cost * action_cost
+        return reward, torch.zeros_like(reward, dtype=torch.bool)
+
+
+@register_task
+class HalfCheetahDir(_HalfCheetah):
+    """HalfCheetah running in a per-trial direction (cheetah-dir of MAML, PEARL, VariBAD).
+
+    Task: ``direction`` in {-1.0, +1.0}, each with probability 1/2. Reward per step:
+    direction * forward velocity - ctrl_cost * |a|^2. The return has no upper bound, so the
+    oracle reference is NaN (compare raw returns); the random reference is Monte Carlo.
+    """
+
+    name = "halfcheetah-dir"
+    gym_id = "metarl/HalfCheetahDir-v0"
+    Config = HalfCheetahDirConfig
+
+    def sample(self, n: int, generator: torch.Generator) -> TaskBatch:
+        coin = torch.randint(2, (n,), generator=generator, device=generator.device)
+        return {"direction": 2.0 * coin.to(torch.float64) - 1.0}
+
+    def _reward(self, tasks, physics, velocity, action_cost):
+        direction = tasks["direction"].to(torch.float64)
+        reward = direction * velocity - self.config.ctrl_cost * action_cost
         return reward, torch.zeros_like(reward, dtype=torch.bool)
 
 
