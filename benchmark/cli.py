@@ -95,14 +95,13 @@ def wrap_items(items: list[str], first: str, width: int) -> list[str]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Train one algorithm on one family, evaluate it, and record it in MLflow."""
-    from benchmark.run.config import load_run_config
     from benchmark.run.restore import resume_run
     from benchmark.run.runner import train_and_evaluate
     from benchmark.run.tracking import DEFAULT_EXPERIMENT, resolve_tracking_uri
 
     uri = resolve_tracking_uri(args.tracking_uri)
     if args.resume is not None:
-        given = [args.algo, args.task, *args.overrides]
+        given = [args.algo, args.task, *args.overrides, args.rerun and f"--from {args.rerun}"]
         require(
             not any(given),
             f"run --resume takes no algorithm, task or overrides (the run's checkpoint holds "
@@ -110,12 +109,33 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         summary = resume_run(args.resume, uri, progress=not args.json, plugin=args.algorithm)
     else:
-        require(args.algo and args.task, "run needs ALGO and TASK, or --resume RUN_ID")
-        spec = load_run_config(args.algo, args.task, args.overrides)
+        spec = run_spec(args, uri)
         experiment = args.experiment or DEFAULT_EXPERIMENT
         summary = train_and_evaluate(spec, uri, experiment, progress=not args.json)
     _print_summary(summary, args.json)
     return 0
+
+
+def run_spec(args: argparse.Namespace, uri: str):
+    """The spec of ``run``: from ALGO TASK and overrides, or a stored run's config (``--from``)."""
+    from benchmark.run.config import load_run_config
+    from benchmark.run.restore import rerun_spec
+
+    if args.rerun is None:
+        require(args.algo and args.task, "run needs ALGO and TASK, or --resume RUN_ID")
+        return load_run_config(args.algo, args.task, args.overrides)
+    given = [item for item in (args.algo, args.task, *args.overrides) if item]
+    # With a run id its tags name the algorithm and the task; a config file needs them given.
+    extra = [item for item in given if "=" in item] if Path(args.rerun).is_file() else given
+    require(
+        not extra,
+        f"run --from reruns a stored config exactly and takes no overrides (nor ALGO TASK with "
+        f"a run id), got: {' '.join(extra)}",
+    )
+    spec, notes = rerun_spec(args.rerun, uri, args.algo, args.task, args.algorithm)
+    for note in notes:
+        print(note, file=sys.stderr)
+    return spec
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -281,6 +301,12 @@ def command_parsers() -> dict[str, OneLineParser]:
         "overrides", nargs="*", help="key=value, e.g. task.arms=5 algo.lr=0.001 seed=1"
     )
     run.add_argument("--resume", metavar="RUN_ID", help="continue a KILLED or FAILED run")
+    run.add_argument(
+        "--from",
+        dest="rerun",
+        metavar="RUN_ID|CONFIG",
+        help="rerun a stored run's resolved config (a config.yaml needs ALGO TASK)",
+    )
 
     evaluate = command(
         "evaluate", "evaluate a strategy, checkpoint or run id", "json", "algorithm", "seed"

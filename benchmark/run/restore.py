@@ -1,5 +1,6 @@
-"""Bringing a run back: continue an interrupted run in its MLflow run (``run --resume``), and load
-a trained module from a checkpoint file or a run id (``evaluate``), never running code from either.
+"""Bringing a run back: continue an interrupted run in its MLflow run (``run --resume``), run a
+stored run's resolved config again (``run --from``), and load a trained module from a checkpoint
+file or a run id (``evaluate``), never running code from any of them.
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
+
 from baselines import MetaRLAlgorithm
-from benchmark.run.checkpoints import build_from_checkpoint, read_checkpoint
-from benchmark.run.config import load_resolved_config
+from benchmark.run.checkpoints import build_from_checkpoint, read_checkpoint, resolve_algorithm
+from benchmark.run.config import RunSpec, load_resolved_config
 from benchmark.run.runner import CHECKPOINT_ARTIFACT, RESUME_ARTIFACT, train_logged
-from benchmark.run.tracking import HOST, PID, RunLogger, download_artifact, pid_running
+from benchmark.run.tracking import HOST, PID, RunLogger, download_artifact, git_tags, pid_running
 from tasks import ConfigError, require
 
 
@@ -111,3 +114,80 @@ def _load_checkpoint(path: Path, plugin: str | None) -> MetaRLAlgorithm:
 def first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def rerun_spec(
+    source: str,
+    tracking_uri: str,
+    algo_name: str | None = None,
+    task_name: str | None = None,
+    plugin: str | None = None,
+) -> tuple[RunSpec, list[str]]:
+    """The resolved config a stored run used, to run it again exactly (``run --from``).
+
+    Args:
+        source: a run id (its ``config.yaml`` artifact and its algorithm and task tags), or a
+            ``config.yaml`` file, which then needs ``algo_name`` and ``task_name``.
+        tracking_uri: the MLflow store that holds a run id.
+        algo_name: the algorithm of a config file.
+        task_name: the family of a config file.
+        plugin: the ``module:Class`` the user named, if the run trained a plug-in algorithm.
+
+    Returns:
+        the validated spec, and notes on what differs from the stored run (its commit).
+    """
+    path, notes = Path(source), []
+    if path.is_file():
+        require(algo_name and task_name, f"run --from {source} needs ALGO and TASK before the file")
+        config = _read_config(path)
+    else:
+        run = _get_run(source, tracking_uri)
+        tags = run.data.tags
+        algo_name, task_name = tags.get("algorithm"), tags.get("task")
+        require(algo_name and task_name, f"run '{source}' has no algorithm and task tags")
+        with tempfile.TemporaryDirectory() as tmp:
+            config = _read_config(_download(source, tracking_uri, "config.yaml", Path(tmp)))
+        notes += commit_notes(tags)
+    if ":" in algo_name:
+        resolve_algorithm(algo_name, plugin)  # a plug-in is imported only when named
+    return load_resolved_config(algo_name, task_name, config), notes
+
+
+def commit_notes(tags: dict[str, str]) -> list[str]:
+    """A line when the stored run's commit (or its dirty tree) differs from this checkout's."""
+    stored, now = tags.get("git_commit", "unknown"), git_tags()
+    if stored != now["git_commit"]:
+        return [f"note: the run was made at commit {stored[:12]}, this is {now['git_commit'][:12]}"]
+    if tags.get("git_dirty") == "true" or now["git_dirty"] == "true":
+        return ["note: the run's or this checkout's tree had uncommitted changes"]
+    return []
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        config = OmegaConf.to_container(OmegaConf.load(path))
+    except Exception as error:  # an unreadable file is the user's bad input
+        raise ConfigError(f"cannot read the config '{path}': {first_line(error)}") from None
+    require(isinstance(config, dict), f"the config '{path}' is not a mapping of sections")
+    return config
+
+
+def _get_run(run_id: str, tracking_uri: str) -> Any:
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    try:
+        return MlflowClient(tracking_uri).get_run(run_id)
+    except MlflowException as error:
+        raise ConfigError(f"no run '{run_id}' in {tracking_uri} ({first_line(error)})") from None
+
+
+def _download(run_id: str, tracking_uri: str, artifact: str, folder: Path) -> Path:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return download_artifact(tracking_uri, run_id, artifact, folder)
+    except (MlflowException, OSError) as error:
+        raise ConfigError(
+            f"run '{run_id}' has no {artifact} to rerun ({first_line(error)})"
+        ) from None
