@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmark.cli import command_parsers, parse_arguments
+from benchmark.arguments import command_parsers, parse_arguments
 
 
 @pytest.mark.parametrize(

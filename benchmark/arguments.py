@@ -1,0 +1,165 @@
+"""The command line's arguments: one parser per command, built from shared option parents.
+
+Every option that several commands take is declared once (:func:`common_options`). A command's
+parser reads its arguments with ``parse_intermixed_args``, so ``key=value`` overrides and options
+come in any order. A usage error is one line and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+EXIT_USAGE = 2
+DESCRIPTION = "metarl-bench: a benchmark suite for meta-reinforcement learning"
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit status 2)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"error: {self.prog}: {one_line(message)}\n")
+
+
+def one_line(message: str) -> str:
+    """``message`` with line breaks and other control characters escaped (``\\n``, ``\\r``)."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in message)
+
+
+def seed_argument(text: str) -> int:
+    """The argparse type of a ``--seed`` option: an integer in [0, 2**32 - 1]."""
+    from benchmark.run.config import SEED_RANGE, check_seed
+
+    try:
+        return check_seed(int(text))
+    except ValueError:  # int() failed, or check_seed's ConfigError (a ValueError)
+        raise argparse.ArgumentTypeError(f"must be {SEED_RANGE}, got '{text}'") from None
+
+
+def common_options(*names: str) -> OneLineParser:
+    """A parent parser with the options several commands share, each declared once here.
+
+    Args:
+        names: which of ``tracking-uri``, ``json``, ``experiment`` to include.
+    """
+    parent = OneLineParser(add_help=False)
+    declared = {
+        "tracking-uri": ("--tracking-uri", {"default": None, "help": "MLflow tracking URI"}),
+        "json": ("--json", {"action": "store_true", "help": "last stdout line is a JSON summary"}),
+        "experiment": ("--experiment", {"default": None, "help": "MLflow experiment name"}),
+        "algorithm": (
+            "--algorithm",
+            {
+                "metavar": "MODULE:CLASS",
+                "default": None,
+                "help": "the plug-in algorithm a checkpoint names (imported only when named)",
+            },
+        ),
+        "seed": ("--seed", {"type": seed_argument, "default": 0, "help": "0 to 2**32 - 1"}),
+    }
+    for name in names:
+        flag, options = declared[name]
+        parent.add_argument(flag, **options)
+    return parent
+
+
+def command_parsers() -> dict[str, OneLineParser]:
+    """One parser per command; overrides (``key=value``) and options may come in any order."""
+    common = common_options("tracking-uri")
+    made: dict[str, OneLineParser] = {}
+
+    def command(name: str, help_text: str, *shared: str) -> OneLineParser:
+        parents = [common, common_options(*shared)] if shared else [common]
+        made[name] = OneLineParser(
+            prog=f"metarl-bench {name}", description=help_text, parents=parents
+        )
+        return made[name]
+
+    command("list", "registered algorithms, strategies and tasks")
+
+    run = command(
+        "run", "train and evaluate one algorithm on a family", "json", "experiment", "algorithm"
+    )
+    run.add_argument("algo", nargs="?")
+    run.add_argument("task", nargs="?")
+    run.add_argument(
+        "overrides", nargs="*", help="key=value, e.g. task.arms=5 algo.lr=0.001 seed=1"
+    )
+    run.add_argument("--resume", metavar="RUN_ID", help="continue a KILLED or FAILED run")
+    run.add_argument(
+        "--from",
+        dest="rerun",
+        metavar="RUN_ID|CONFIG",
+        help="rerun a stored run's resolved config (a config.yaml needs ALGO TASK)",
+    )
+
+    evaluate = command(
+        "evaluate", "evaluate a strategy, checkpoint or run id", "json", "algorithm", "seed"
+    )
+    evaluate.add_argument("policy", help="a strategy name, a checkpoint path or an MLflow run id")
+    evaluate.add_argument("task")
+    evaluate.add_argument("overrides", nargs="*", help="task.* and strategy.* key=value")
+    evaluate.add_argument("--trials", type=int, default=1000)
+    evaluate.add_argument("--tune-trials", type=int, default=None, help="default: --trials")
+
+    add_study_commands(command)
+    return made
+
+
+def add_study_commands(command: Callable[..., OneLineParser]) -> None:
+    """The parsers of reproduce, sweep, table and perf, made by :func:`command_parsers`'s maker.
+
+    Args:
+        command: makes a command's parser from its name, help text and shared options.
+    """
+    reproduce = command("reproduce", "reproduce a published table", "json", "experiment", "seed")
+    reproduce.add_argument("table", help="a published table (see the error for the valid ones)")
+    reproduce.add_argument("--budget", default="quick", help="a budget of the table's YAML")
+    reproduce.add_argument("--trials", type=int, default=None, help="held-out trials per cell")
+    reproduce.add_argument("--settings", nargs="+", default=None, help="10x5 (table1), 10 (table2)")
+    reproduce.add_argument("--out", default="results", help="directory of the written table")
+    reproduce.add_argument("--workers", type=int, default=2, help="processes for classical cells")
+    reproduce.add_argument("--skip-rl2", action="store_true", help="do not train the RL² column")
+    reproduce.set_defaults(experiment="reproduce")
+
+    sweep = command("sweep", "run a grid of algorithms x tasks x seeds, resumably")
+    sweep.add_argument("config", help="a built-in sweep (quick, bandits, full) or a YAML path")
+    sweep.add_argument("overrides", nargs="*", help="seeds=5, trainer.env_steps=10000, ...")
+    sweep.add_argument("--launcher", default="local", help="local (process pool) or ray")
+    sweep.add_argument("--workers", type=int, default=None, help="parallel runs (default: cores)")
+    sweep.add_argument("--ray-address", default=None, help="Ray cluster to join (default: local)")
+
+    table = command("table", "comparison table of an experiment's runs", "experiment")
+    table.add_argument("--baseline", default=None, help="P(improvement) baseline (default a2c)")
+    table.add_argument("--format", default="markdown", help="markdown, csv, latex or json")
+    table.add_argument("--out", default=None, help="also write the table to this file")
+
+    perf = command("perf", "training speed against the plain PyTorch parity loop", "json")
+    perf.add_argument("--quick", action="store_true", help="fewer repetitions (for tests)")
+    perf.add_argument(
+        "--time-to-quality",
+        action="store_true",
+        help="instead: seconds of training for rl2 and lstm-a2c to reach 95%% of Gittins on "
+        "5 arms x 100 pulls (3 seeds; about half an hour)",
+    )
+
+
+def parse_arguments(argv: list[str]) -> argparse.Namespace:
+    """The command and its arguments; ``--tracking-uri`` may also come before the command.
+
+    The command's own parser reads the rest with ``parse_intermixed_args``, so overrides and
+    options may come in any order (``sweep quick --launcher ray seeds=2``).
+    """
+    parsers = command_parsers()
+    top = OneLineParser(
+        prog="metarl-bench",
+        description="metarl-bench: a benchmark suite for meta-reinforcement learning",
+    )
+    top.add_argument("--tracking-uri", default=None, help="MLflow tracking URI")
+    top.add_argument("command", choices=list(parsers), help="; ".join(parsers))
+    top.add_argument("rest", nargs=argparse.REMAINDER)
+    head = top.parse_args(argv)
+    args = parsers[head.command].parse_intermixed_args(head.rest)
+    args.command = head.command
+    args.tracking_uri = args.tracking_uri or head.tracking_uri
+    return args
