@@ -157,6 +157,73 @@ def test_parameters_lie_in_their_ranges_and_cover_them(name):
         )
 
 
+PACKER = {
+    "cartpole-params": {
+        "packer": {"force_mag": [(5, 15)], "length": [(0.25, 0.75)], "masspole": [(0.05, 0.5)]},
+        "packer-extreme": {
+            "force_mag": [(1, 5), (15, 20)],
+            "length": [(0.05, 0.25), (0.75, 1.0)],
+            "masspole": [(0.01, 0.05), (0.5, 1.0)],
+        },
+    },
+    "pendulum-params": {
+        "packer": {"l": [(0.75, 1.25)], "m": [(0.75, 1.25)]},
+        "packer-extreme": {"l": [(0.5, 0.75), (1.25, 1.5)], "m": [(0.5, 0.75), (1.25, 1.5)]},
+    },
+}
+"""Packer et al. 2018's R ('packer') and E ('packer-extreme') ranges, as the paper gives them."""
+NOMINAL = {"masscart": 1.0, "gravity": 9.8, "g": 10.0}
+
+
+@pytest.mark.parametrize(
+    ("name", "preset"), [(name, preset) for name in PACKER for preset in PACKER[name]]
+)
+def test_packer_presets_sample_their_intervals_and_the_union_uniformly(name, preset):
+    family = make_task(name, ranges=preset, dtype="float64")
+    tasks = family.sample(20000, task_generator(1, "train"))
+    for key, values in tasks.items():
+        if key in NOMINAL:  # not varied by Packer et al.: gymnasium's value
+            assert (values == NOMINAL[key]).all(), key
+            continue
+        intervals = PACKER[name][preset][key]
+        inside = [(values >= low) & (values <= high) for low, high in intervals]
+        assert torch.stack(inside).any(0).all(), key
+        total = sum(high - low for low, high in intervals)
+        for (low, high), hit in zip(intervals, inside, strict=True):
+            share = float(hit.double().mean())  # probability proportional to the length
+            assert abs(share - (high - low) / total) < 0.02, (key, low, high, share)
+            assert values[hit].min() < low + 0.01 * (high - low), key
+            assert values[hit].max() > high - 0.01 * (high - low), key
+
+
+def test_a_preset_changes_sampling_and_refuses_a_range_set_beside_it():
+    suite = make_task("cartpole-params").sample(8, task_generator(0, "train"))
+    packer = make_task("cartpole-params", ranges="packer").sample(8, task_generator(0, "train"))
+    assert not torch.equal(suite["masspole"], packer["masspole"])
+    with pytest.raises(ConfigError, match="task.length_range cannot be set with task.ranges"):
+        make_task("cartpole-params", ranges="packer", length_range=[0.3, 0.4])
+    with pytest.raises(ConfigError, match="task.ranges must be one of"):
+        make_task("pendulum-params", ranges="packer-wide")
+
+
+def test_cartpole_success_is_balancing_at_least_195_steps():
+    family = make_task("cartpole-params")
+    returns = torch.tensor([[200.0, 195.0], [194.0, 12.0]])
+    assert float(family.success_rate(returns)) == 0.5
+    scores = family.reference_scores(family.sample(8, task_generator(2, "test")))
+    assert float(family.success_rate(scores["oracle"] / 2)) == 1.0  # 200 steps per episode
+
+
+def test_pendulum_success_is_ending_with_100_steps_within_60_degrees_of_upright():
+    family = make_task("pendulum-params")
+    angles = torch.zeros(4, 200)
+    angles[1, 99] = math.pi  # down, then upright for the last 100 steps
+    angles[2, 100] = math.pi  # down, then upright for only 99
+    angles[3] = 2 * math.pi + 1.0  # 1 rad from upright after wrapping: within pi / 3
+    assert family.success(angles).tolist() == [True, True, False, True]
+    assert not family.success(torch.full((1, 200), 1.1))[0]  # 1.1 rad > pi / 3
+
+
 def test_a_degenerate_range_fixes_the_parameter():
     family = make_task("pendulum-params", m_range=[1.25, 1.25])
     assert (family.sample(50, task_generator(0, "train"))["m"] == 1.25).all()

@@ -268,6 +268,7 @@ FAMILY_CANDIDATES: dict[str, Any] = {
     "dtype": "float64",
     "book_or_nips": "nips",
     "difficulty": "easy",
+    "ranges": "packer-extreme",
 }
 """Changed values where the generic rule of :func:`_family_change` would be invalid."""
 

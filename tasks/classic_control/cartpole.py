@@ -4,19 +4,29 @@ Two actions push the cart left or right with ``force_mag``; +1 reward per step u
 falls past 12 degrees or the cart leaves [-2.4, 2.4]. The oracle is a linear state-feedback law
 placing the four closed-loop poles of gymnasium's linearised cart-pole at -``oracle_pole`` (closed
 form in the task's constants), acted on by its sign (bang-bang, the only actuation there is).
+
+Parameter ranges (``ranges``): 'suite' (default) draws every ``*_range`` field; 'packer' and
+'packer-extreme' are the R and E ranges of Packer et al. 2018, "Assessing generalization in deep
+reinforcement learning" (their sunblaze_envs code): push force [5, 15], half pole length
+[0.25, 0.75], pole mass [0.05, 0.5] (R), and force [1, 5] u [15, 20], length [0.05, 0.25] u
+[0.75, 1.0], mass [0.01, 0.05] u [0.5, 1.0] (E, uniform over each union); cart mass (1.0) and
+gravity (9.8) stay at gymnasium's values. Success (Packer et al.): an episode balances the pole
+for at least 195 steps (:meth:`CartPoleParams.success_rate`).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
-from tasks.base import EnvState, TaskBatch, require
+from tasks.base import EnvState, TaskBatch, choice, require
 from tasks.classic_control.common import (
     ClassicControlConfig,
     ClassicControlFamily,
+    Intervals,
     range_field,
 )
 from tasks.registry import register_task
@@ -38,6 +48,26 @@ class CartPoleParamsConfig(ClassicControlConfig):
     """Magnitude of the push [N] (gymnasium: 10.0)."""
     oracle_pole: float = 3.0
     """The oracle places the closed-loop poles of the linearised system at -oracle_pole [1/s]."""
+    ranges: str = choice("suite", ("suite", "packer", "packer-extreme"))
+    """'suite': the ``*_range`` fields; 'packer' / 'packer-extreme': Packer et al. 2018's R / E
+    ranges (module doc), which then fix every range."""
+
+    RANGE_PRESETS: ClassVar[dict[str, dict[str, Intervals]]] = {
+        "packer": {
+            "masscart_range": ((1.0, 1.0),),
+            "masspole_range": ((0.05, 0.5),),
+            "length_range": ((0.25, 0.75),),
+            "gravity_range": ((9.8, 9.8),),
+            "force_mag_range": ((5.0, 15.0),),
+        },
+        "packer-extreme": {
+            "masscart_range": ((1.0, 1.0),),
+            "masspole_range": ((0.01, 0.05), (0.5, 1.0)),
+            "length_range": ((0.05, 0.25), (0.75, 1.0)),
+            "gravity_range": ((9.8, 9.8),),
+            "force_mag_range": ((1.0, 5.0), (15.0, 20.0)),
+        },
+    }
 
     def __post_init__(self):
         super().__post_init__()
@@ -55,6 +85,8 @@ class CartPoleParams(ClassicControlFamily):
     TAU = 0.02
     THETA_THRESHOLD = 12 * 2 * math.pi / 360
     X_THRESHOLD = 2.4
+    SUCCESS_STEPS = 195
+    """An episode succeeds if the pole stays up this many steps (Packer et al. 2018)."""
 
     @property
     def num_actions(self) -> int:
@@ -92,6 +124,19 @@ class CartPoleParams(ClassicControlFamily):
         )
         reward = torch.ones_like(x, dtype=torch.float32)  # +1 on every step, the last included
         return {"s": torch.stack([x, x_dot, theta, theta_dot], 1)}, reward, terminated
+
+    def success_rate(self, episode_returns: torch.Tensor) -> torch.Tensor:
+        """Fraction of episodes that balance the pole for at least 195 steps (Packer et al.).
+
+        The reward is +1 on every step of an episode, so its return is its length.
+
+        Args:
+            episode_returns: per-episode returns (= lengths), any shape.
+
+        Returns:
+            The success rate, a float scalar in [0, 1]. With ``max_steps`` < 195 it is 0.
+        """
+        return (episode_returns >= self.SUCCESS_STEPS).float().mean()
 
     def feedback_gains(self, tasks: TaskBatch) -> torch.Tensor:
         """Gains K [n, 4] of F = -K s placing the linearised cart-pole's poles at -oracle_pole.

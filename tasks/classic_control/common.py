@@ -4,12 +4,19 @@ Reference scores are Monte-Carlo estimates: for every task of the batch, ``refer
 whole trials are played by the uniform random policy and by the oracle (all tasks and repetitions
 in one batch, one tensor step per time step), from a fixed seed so the estimate is deterministic.
 Each family's oracle knows the physical constants of its task (see the family modules).
+
+Parameter ranges: by default (``ranges='suite'``) each constant is drawn uniformly from its
+``*_range`` field. A family may also offer named presets from the literature (``RANGE_PRESETS``
+on its config, e.g. Packer et al. 2018's 'packer' and 'packer-extreme'); a preset gives every
+constant a union of intervals, drawn uniformly over the union: an interval is picked with
+probability proportional to its length, then a point uniformly inside it. A fixed constant is a
+zero-length interval.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import ClassVar
 
 import torch
@@ -57,6 +64,35 @@ def check_range(config: FamilyConfig, key: str, positive: bool = True) -> None:
         require(low > 0, f"task.{key} must be > 0, got low {low}")
 
 
+Intervals = tuple[tuple[float, float], ...]
+"""A union of closed intervals [(low, high), ...], sampled uniformly over the union."""
+
+
+def sample_union(
+    intervals: Intervals, n: int, generator: torch.Generator, dtype: torch.dtype
+) -> torch.Tensor:
+    """n draws, uniform over the union of ``intervals`` (disjoint, each low <= high), [n].
+
+    One uniform draw u in [0, total length) is mapped onto the intervals laid end to end, which
+    picks an interval with probability proportional to its length and a point uniformly in it.
+    A single interval is ``low + (high - low) * u`` exactly; if every interval has zero length,
+    they are picked with equal probability.
+    """
+    draw = torch.rand(n, generator=generator, device=generator.device, dtype=dtype)
+    if len(intervals) == 1:
+        low, high = intervals[0]
+        return low + (high - low) * draw
+    lows = torch.tensor([low for low, _ in intervals], dtype=dtype, device=draw.device)
+    widths = torch.tensor([high - low for low, high in intervals], dtype=dtype, device=draw.device)
+    if float(widths.sum()) == 0:
+        index = (draw * len(intervals)).long().clamp(max=len(intervals) - 1)
+        return lows[index]
+    ends = torch.cumsum(widths, 0)
+    position = draw * ends[-1]
+    index = torch.searchsorted(ends, position, right=True).clamp(max=len(intervals) - 1)
+    return lows[index] + (position - (ends[index] - widths[index])).clamp(min=0)
+
+
 def check_positive_int(config: FamilyConfig, key: str, low: int = 1) -> None:
     """Validate ``config.<key>`` as an integer >= ``low``."""
     value = getattr(config, key)
@@ -79,12 +115,33 @@ class ClassicControlConfig(FamilyConfig):
     reference_rollouts: int = 4
     """Monte-Carlo trials per task when estimating the random and oracle reference scores."""
 
+    RANGE_PRESETS: ClassVar[dict[str, dict[str, Intervals]]] = {}
+    """Named parameter ranges beside 'suite' (the ``*_range`` fields): preset -> constant ->
+    intervals. A family offering presets declares ``ranges = choice('suite', ...)``."""
+
     def __post_init__(self):
         for key in ("episodes", "max_steps", "reference_rollouts"):
             check_positive_int(self, key)
         check_choices(self)
         for key in self.ranged_keys():
             check_range(self, key)
+        preset = getattr(self, "ranges", "suite")
+        if preset != "suite":
+            for spec in fields(self):
+                if spec.name.endswith("_range"):
+                    require(
+                        getattr(self, spec.name) == spec.default_factory(),
+                        f"task.{spec.name} cannot be set with task.ranges={preset} (the preset "
+                        f"fixes every range); use task.ranges=suite",
+                    )
+
+    def intervals(self, key: str) -> Intervals:
+        """The intervals the constant of the ``key`` field (``<name>_range``) is drawn from."""
+        preset = getattr(self, "ranges", "suite")
+        if preset == "suite":
+            low, high = (float(v) for v in getattr(self, key))
+            return ((low, high),)
+        return self.RANGE_PRESETS[preset][key]
 
     def ranged_keys(self) -> list[str]:
         """The ``*_range`` fields, in declaration order."""
@@ -121,9 +178,8 @@ class ClassicControlFamily(TaskFamily):
     def sample(self, n: int, generator: torch.Generator) -> TaskBatch:
         tasks = {}
         for key in self.config.ranged_keys():
-            low, high = (float(v) for v in getattr(self.config, key))
-            draw = torch.rand(n, generator=generator, device=generator.device, dtype=self.dtype)
-            tasks[key.removesuffix("_range")] = low + (high - low) * draw
+            intervals = self.config.intervals(key)
+            tasks[key.removesuffix("_range")] = sample_union(intervals, n, generator, self.dtype)
         return tasks
 
     def uniform_state(

@@ -4,19 +4,30 @@ Actions are ``torque_levels`` discrete torques evenly spaced in [-max_torque, ma
 oracle does energy shaping (torque along theta_dot to bring the energy to that of the upright rest
 state) and, near the top, a PD law cancelling gravity with the known m, l, g; the torque is
 rounded to the nearest level.
+
+Parameter ranges (``ranges``): 'suite' (default) draws every ``*_range`` field; 'packer' and
+'packer-extreme' are the R and E ranges of Packer et al. 2018, "Assessing generalization in deep
+reinforcement learning" (their sunblaze_envs code): length and mass [0.75, 1.25] (R) and
+[0.5, 0.75] u [1.25, 1.5] (E, uniform over the union); gravity stays at gymnasium's 10.0.
+Success: not a return threshold. Packer et al.'s code counts an episode (200 steps) a success if
+the pendulum ends it with at least 100 consecutive steps within pi/3 of upright
+(:meth:`PendulumParams.success`, from the angles after each step); this is read from their
+environment code, the paper's text was not checked here.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
-from tasks.base import EnvState, TaskBatch, require
+from tasks.base import EnvState, TaskBatch, choice, require
 from tasks.classic_control.common import (
     ClassicControlConfig,
     ClassicControlFamily,
+    Intervals,
     check_positive_int,
     range_field,
 )
@@ -37,6 +48,22 @@ class PendulumParamsConfig(ClassicControlConfig):
     """Largest torque magnitude (gymnasium: 2.0)."""
     torque_levels: int = 5
     """Number of discrete actions: torques evenly spaced in [-max_torque, max_torque]."""
+    ranges: str = choice("suite", ("suite", "packer", "packer-extreme"))
+    """'suite': the ``*_range`` fields; 'packer' / 'packer-extreme': Packer et al. 2018's R / E
+    ranges (module doc), which then fix every range."""
+
+    RANGE_PRESETS: ClassVar[dict[str, dict[str, Intervals]]] = {
+        "packer": {
+            "m_range": ((0.75, 1.25),),
+            "l_range": ((0.75, 1.25),),
+            "g_range": ((10.0, 10.0),),
+        },
+        "packer-extreme": {
+            "m_range": ((0.5, 0.75), (1.25, 1.5)),
+            "l_range": ((0.5, 0.75), (1.25, 1.5)),
+            "g_range": ((10.0, 10.0),),
+        },
+    }
 
     def __post_init__(self):
         super().__post_init__()
@@ -59,6 +86,10 @@ class PendulumParams(ClassicControlFamily):
     OBS_DIM = 3
     DT = 0.05
     MAX_SPEED = 8.0
+    UPRIGHT_ANGLE = math.pi / 3
+    """Packer et al.'s success: within this angle of upright ..."""
+    UPRIGHT_STEPS = 100
+    """... for at least this many consecutive steps at the end of the episode."""
 
     @property
     def num_actions(self) -> int:
@@ -92,6 +123,19 @@ class PendulumParams(ClassicControlFamily):
         newth = th + newthdot * dt
         terminated = torch.zeros_like(th, dtype=torch.bool)
         return {"s": torch.stack([newth, newthdot], 1)}, (-costs).float(), terminated
+
+    def success(self, angles: torch.Tensor) -> torch.Tensor:
+        """Packer et al.'s success of each episode: it ends with >= 100 consecutive steps upright.
+
+        Args:
+            angles: theta after each step of the episodes, [n, steps] (0 is upright).
+
+        Returns:
+            bool [n]: the last ``UPRIGHT_STEPS`` or more angles are within pi/3 of upright.
+        """
+        upright = angle_normalize(angles).abs() <= self.UPRIGHT_ANGLE
+        trailing = torch.cumprod(upright.flip(1).long(), 1).sum(1)
+        return trailing >= self.UPRIGHT_STEPS
 
     def oracle_action(self, tasks: TaskBatch, state: EnvState) -> torch.Tensor:
         th, thdot = state["s"].unbind(1)
