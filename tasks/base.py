@@ -126,6 +126,10 @@ class TaskFamily(ABC):
     evolving_task_keys: ClassVar[tuple[str, ...]] = ()
     """Task-batch entries that ``step`` may change within a trial (two-step's reversals); every
     other entry changes only at a trial boundary."""
+    version: ClassVar[int] = 1
+    """The family's semantics version, recorded with every run (tag ``task_version``). Bump it
+    when a change alters what a given config means (dynamics, rewards, task distribution, trial
+    length); ``compare`` refuses to set runs of different versions side by side."""
     has_oracle: ClassVar[bool] = True
     """An optimal policy is known (``oracle_action``); without one (MuJoCo) the ``oracle``
     reference score is NaN and normalised scores need another upper reference."""

@@ -37,7 +37,7 @@ from benchmark.sweeps.launchers import LocalLauncher
 from benchmark.sweeps.outbox import HTTP_CLIENT, is_transient
 from benchmark.sweeps.worker import execute_job
 
-TIMING = ("train_seconds", "checkpoint_seconds")
+TIMING = ("train_seconds", "checkpoint_seconds", "wall_seconds", "cpu_seconds")
 """Metrics that measure time: they differ between any two runs."""
 
 

@@ -41,6 +41,7 @@ from benchmark.run.tracking import (
     flatten,
     git_tags,
     make_logger,
+    task_tags,
 )
 
 CHECKPOINT_ARTIFACT = f"{ARTIFACT_DIR}/{FINAL}"
@@ -127,6 +128,10 @@ class FitOutcome:
     train_seconds: float
     checkpoint_seconds: float = 0.0
     """Of ``train_seconds`` in this process, the time spent writing resumable checkpoints."""
+    wall_seconds: float = 0.0
+    """Wall time of training and evaluation in the process that finished the run."""
+    cpu_seconds: float = 0.0
+    """CPU time (``time.process_time``, all threads) of training and evaluation in that process."""
 
 
 def fit_and_evaluate(
@@ -152,6 +157,7 @@ def fit_and_evaluate(
         checkpoint_extra: plain-data fields added to each resumable checkpoint (see
             :class:`benchmark.run.checkpoints.ResumableCheckpoints`).
     """
+    wall, cpu = time.perf_counter(), time.process_time()
     torch.set_num_threads(spec.config.trainer.threads)
     pl.seed_everything(spec.seed, verbose=False)
     module = build_module(spec)
@@ -167,7 +173,10 @@ def fit_and_evaluate(
     trainer.fit(module, data)
     train_seconds = checkpoints.train_seconds()
     result = evaluate_module(module, spec)
-    return FitOutcome(module, trainer, result, train_seconds, checkpoints.write_seconds)
+    outcome = FitOutcome(module, trainer, result, train_seconds, checkpoints.write_seconds)
+    outcome.wall_seconds = time.perf_counter() - wall
+    outcome.cpu_seconds = time.process_time() - cpu
+    return outcome
 
 
 def checkpoint_fields(spec: RunSpec, module: MetaRLAlgorithm | None = None) -> dict[str, Any]:
@@ -176,10 +185,10 @@ def checkpoint_fields(spec: RunSpec, module: MetaRLAlgorithm | None = None) -> d
 
 
 def run_tags(spec: RunSpec) -> dict[str, str]:
-    """The tags of a run: git commit and dirty flag, config hash, algorithm and task names, and
-    the host and pid of the process that trains it."""
+    """The tags of a run: git commit and dirty flag, config hash, algorithm and task names, the
+    family's version, and the host and pid of the process that trains it."""
     tags = {**git_tags(), "config_hash": spec.config_hash(), "algorithm": spec.algo_name}
-    return {**tags, "task": spec.task_name, **owner_tags()}
+    return {**tags, **task_tags(spec.task_name), **owner_tags()}
 
 
 def owner_tags() -> dict[str, str]:
@@ -311,6 +320,8 @@ def eval_metrics(fit: FitOutcome) -> dict[str, float]:
         "eval/regret": result.regret,
         "train_seconds": fit.train_seconds,
         "checkpoint_seconds": fit.checkpoint_seconds,
+        "wall_seconds": fit.wall_seconds,
+        "cpu_seconds": fit.cpu_seconds,
     }
 
 

@@ -69,6 +69,17 @@ def git_tags() -> dict[str, str]:
     return {"git_commit": commit, "git_dirty": str(dirty).lower()}
 
 
+def task_tags(task: str) -> dict[str, str]:
+    """The tags naming a run's family and the family's semantics version (``task_version``).
+
+    Args:
+        task: a registered family name.
+    """
+    from tasks import get_task_class
+
+    return {"task": task, "task_version": str(get_task_class(task).version)}
+
+
 def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """Flatten a nested dict into dotted keys (the run's MLflow params)."""
     flat: dict[str, Any] = {}

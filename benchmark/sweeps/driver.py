@@ -51,6 +51,7 @@ from benchmark.run.tracking import (
     git_tags,
     safe_name,
     state_folder,
+    task_tags,
 )
 from benchmark.sweeps.grid import Sweep, load_sweep
 from benchmark.sweeps.launchers import Launcher, check_launcher, make_launcher
@@ -284,7 +285,7 @@ class SweepDriver:
     def _child_tags(self, job: Job) -> dict[str, str]:
         tags = {**self.tags, "mlflow.parentRunId": self.parent_id, ROLE: "child"}
         tags.update({SWEEP: self.sweep.name, "config_hash": job.config_hash, "kind": job.kind})
-        return tags | {"algorithm": job.name, "task": job.task, "setting": job.setting}
+        return tags | {"algorithm": job.name, **task_tags(job.task), "setting": job.setting}
 
     def _start_child(self, job: Job) -> str | None:
         """Create the job's RUNNING child run with its params; None while the store is away
