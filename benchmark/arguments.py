@@ -133,6 +133,17 @@ def add_study_commands(command: Callable[..., OneLineParser]) -> None:
     table.add_argument("--baseline", default=None, help="P(improvement) baseline (default a2c)")
     table.add_argument("--format", default="markdown", help="markdown, csv, latex or json")
     table.add_argument("--out", default=None, help="also write the table to this file")
+    table.add_argument(
+        "--from",
+        dest="sources",
+        nargs="+",
+        metavar="FILE",
+        default=None,
+        help="build the table from run-record CSVs (or globs) instead of MLflow",
+    )
+    table.add_argument(
+        "--export-runs", metavar="FILE", default=None, help="merge the runs' records into this CSV"
+    )
 
     perf = command("perf", "training speed against the plain PyTorch parity loop", "json")
     perf.add_argument("--quick", action="store_true", help="fewer repetitions (for tests)")

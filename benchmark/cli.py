@@ -194,12 +194,21 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_table(args: argparse.Namespace) -> int:
-    """Compare the runs of an experiment: per-setting CIs, IQM, probability of improvement."""
+    """Compare the runs of an experiment (or of run records): per-setting CIs, IQM, probability
+    of improvement; optionally merge the experiment's run records into a ledger."""
     from benchmark.reporting.table import table_command
     from benchmark.run.tracking import resolve_tracking_uri
 
     uri = resolve_tracking_uri(args.tracking_uri)
-    return table_command(args.experiment, args.baseline, args.format, args.out, uri)
+    return table_command(
+        args.experiment,
+        args.baseline,
+        args.format,
+        args.out,
+        uri,
+        sources=args.sources,
+        export_runs=args.export_runs,
+    )
 
 
 def cmd_perf(args: argparse.Namespace) -> int:

@@ -36,13 +36,27 @@ class Report:
     parent_id: str | None = None
     trials: list[int] = field(default_factory=list)
     plots: list[Path] = field(default_factory=list)
+    origin: str = ""
+    """Where the runs come from, as the markdown's first sentence names it."""
+    command: str = ""
+    """The command that regenerates the report."""
+    sections: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
+    """Further titled tables, rendered after the across-settings table (compare's verdicts)."""
+    methods: list[str] = field(default_factory=list)
+    """Further sentences of the methods text (how the further tables are computed)."""
 
 
 COLUMNS = {
     "total_reward": "total reward",
     "normalized_score": "normalised score",
     "regret": "regret",
+    "success_rate": "success rate",
+    "heldout_total_reward": "held-out total reward",
+    "heldout_normalized_score": "held-out normalised score",
+    "heldout_success_rate": "held-out success rate",
 }
+"""The metrics of a setting's table and their titles; a metric no run of the setting logged has
+no column."""
 
 
 def render(report: Report, fmt: str, plots_relative_to: Path | None = None) -> str:
@@ -83,9 +97,11 @@ def setting_tables(report: Report) -> list[tuple[str, pd.DataFrame]]:
                     row[f"_{metric}"] = entry["estimate"]
             rows.append(row)
         table = pd.DataFrame(rows)
+        table[list(COLUMNS.values())] = table.reindex(columns=list(COLUMNS.values())).fillna("")
+        table = table.drop(columns=[t for t in COLUMNS.values() if not table[t].astype(bool).any()])
         table["_learned"] = table["kind"] != "learned"
         table = table.sort_values(["_learned", "_total_reward"], ascending=[True, False])
-        table = _add_tuned(table, report, setting)
+        table = _add_cost(_add_tuned(table, report, setting), report, setting)
         tables.append((setting, table[[c for c in table.columns if not c.startswith("_")]]))
     return tables
 
@@ -133,7 +149,7 @@ def methods_text(report: Report) -> list[str]:
         "of Y on the same setting, averaged over settings (Agarwal et al. 2021). "
         f"95% CIs: {stats.BOOTSTRAP}.",
     ]
-    return lines + _caveat_text(report) + report.notes
+    return lines + report.methods + _caveat_text(report) + report.notes
 
 
 def _caveat_text(report: Report) -> list[str]:
@@ -153,12 +169,14 @@ def _caveat_text(report: Report) -> list[str]:
 def _markdown(report: Report, plots_relative_to: Path | None) -> str:
     runs = report.runs
     counts = runs["kind"].value_counts().to_dict()
+    origin = report.origin or f"MLflow experiment `{report.experiment}`"
+    command = report.command or f"metarl-bench table --experiment {report.experiment}"
     parts = [
         f"# `{report.name}`: comparison table",
         "",
-        f"MLflow experiment `{report.experiment}`: {len(runs)} runs "
+        f"{origin}: {len(runs)} runs "
         f"({', '.join(f'{k}: {v}' for k, v in sorted(counts.items()))}). "
-        "Regenerate with `metarl-bench table --experiment " + report.experiment + "`.",
+        f"Regenerate with `{command}`.",
         "",
         *[f"{line}  " for line in methods_text(report)],
     ]
@@ -167,6 +185,8 @@ def _markdown(report: Report, plots_relative_to: Path | None) -> str:
         if plots_relative_to is not None:
             parts += _plot_links(report, setting, plots_relative_to)
     parts += ["", "## Across settings", "", _markdown_table(aggregate_table(report))]
+    for title, table in report.sections:
+        parts += ["", f"## {title}", "", _markdown_table(table)]
     return "\n".join(parts)
 
 
@@ -195,6 +215,8 @@ def _latex(report: Report) -> str:
         parts += [f"% {setting}", table.to_latex(index=False, escape=True, caption=setting)]
     aggregate = aggregate_table(report)
     parts.append(aggregate.to_latex(index=False, escape=True, caption="Across settings"))
+    for title, table in report.sections:
+        parts.append(table.to_latex(index=False, escape=True, caption=title))
     return "\n".join(parts)
 
 
@@ -207,6 +229,8 @@ def _json(report: Report) -> str:
         "methods": methods_text(report),
         "summary": summary.to_dict("records"),
     }
+    for title, table in report.sections:
+        payload.setdefault("sections", {})[title] = table.to_dict("records")
     return json.dumps(payload, indent=2)
 
 
@@ -217,6 +241,24 @@ def natural_key(text: str) -> list:
         text: a setting label.
     """
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+
+
+def _add_cost(table: pd.DataFrame, report: Report, setting: str) -> pd.DataFrame:
+    """Each learned algorithm's env steps (median over seeds) and wall seconds (mean), where the
+    runs carry them (run records do)."""
+    runs = report.runs[report.runs["setting"] == setting]
+    if "env_steps" not in runs or not (runs["env_steps"].fillna(0) > 0).any():
+        return table
+    groups = runs.groupby("algorithm")
+    steps = groups["env_steps"].median()
+    wall = groups["wall_seconds"].mean() if "wall_seconds" in runs else pd.Series(dtype=float)
+    cell = lambda v, f: f(v) if isinstance(v, float) and v > 0 else "—"  # noqa: E731
+    table["env steps"] = [cell(steps.get(a), lambda v: f"{v:,.0f}") for a in table["algorithm"]]
+    table["wall s"] = [
+        cell(wall.get(a), lambda v: f"{v:.1f}" if v < 100 else f"{v:.0f}")
+        for a in table["algorithm"]
+    ]
+    return table
 
 
 def _add_tuned(table: pd.DataFrame, report: Report, setting: str) -> pd.DataFrame:

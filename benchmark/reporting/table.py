@@ -1,23 +1,24 @@
-"""``metarl-bench table``: read runs back from MLflow and compare algorithms and strategies.
+"""``metarl-bench table``: read runs back and compare algorithms and strategies.
 
-1. ``mlflow.search_runs`` reads the FINISHED runs of an experiment. If the experiment holds sweeps,
-   the latest sweep's grid (its parent run's ``sweep/grid.json``) selects one run per config hash,
-   whichever invocation of the sweep produced it; otherwise the latest run per
-   (algorithm, setting, seed) is kept.
+1. The runs: the FINISHED runs of an MLflow experiment, selected by
+   :mod:`benchmark.reporting.runs` (the latest sweep's grid, else the latest run per algorithm,
+   setting and seed), or the rows of run-record ledgers (``--from``,
+   :mod:`benchmark.reporting.records`), which need no MLflow store.
 2. The runs become a tidy long DataFrame: one row per (run, metric).
 3. The summary, also long: per setting and algorithm, mean ± 95% CI over seeds of the total reward,
-   normalised score and regret; across settings, the IQM of normalised scores and the probability
-   of improvement over a baseline, with stratified-bootstrap CIs (:mod:`benchmark.reporting.stats`).
-4. ``results/<name>.md`` and ``.csv``, the plots under ``results/<name>/`` (also logged to the
-   sweep's parent run), and the table in the chosen format on stdout (or ``--out``).
+   normalised score, regret (and success rate and held-out metrics where runs logged them); across
+   settings, the IQM of normalised scores and the probability of improvement over a baseline, with
+   stratified-bootstrap CIs (:mod:`benchmark.reporting.stats`).
+4. From MLflow: ``results/<name>.md`` and ``.csv``, the plots under ``results/<name>/`` (also
+   logged to the sweep's parent run), and ``--export-runs FILE`` merges the runs' records into a
+   ledger. Always: the table in the chosen format on stdout (and ``--out``).
 """
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import tempfile
+import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,19 +26,15 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from benchmark.reporting import stats
+from benchmark.reporting.records import merge_records, read_records, records_from_store
 from benchmark.reporting.report import Report, render
-from benchmark.run.tracking import GRID_ARTIFACT, ROLE, SWEEP
-from tasks import TASKS, ConfigError, require
+from benchmark.reporting.runs import METRICS, latest_sweep_experiment, open_store, read_experiment
+from benchmark.run.tracking import SWEEP
+from tasks import require
 
 FORMATS = ("markdown", "csv", "latex", "json")
 DEFAULT_BASELINE = "a2c"
-METRICS = {
-    "eval/mean_total_reward": "total_reward",
-    "eval/normalized_score": "normalized_score",
-    "eval/regret": "regret",
-}
 IQM, ALL_SETTINGS = "iqm_normalized_score", "all settings"
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def table_command(
@@ -47,58 +44,44 @@ def table_command(
     out: str | None,
     tracking_uri: str,
     results_dir: Path = Path("results"),
+    sources: list[str] | None = None,
+    export_runs: str | None = None,
 ) -> int:
-    """Build the report of an experiment, write results/<name>.{md,csv} and plots, print it.
+    """Build the report of an experiment (or of run records), write it, print it.
 
     Args:
         experiment: the MLflow experiment (default: that of the latest sweep).
         baseline: the algorithm P(improvement) compares against (default ``a2c`` if present).
         fmt: ``markdown``, ``csv``, ``latex`` or ``json`` (stdout and ``--out``).
         out: also write the chosen format here.
-        tracking_uri: the MLflow store.
-        results_dir: where ``<name>.md``, ``<name>.csv`` and ``<name>/*.png`` go.
+        tracking_uri: the MLflow store (unused with ``sources``).
+        results_dir: where ``<name>.md``, ``<name>.csv`` and ``<name>/*.png`` go (MLflow only).
+        sources: run-record CSVs or globs to read instead of MLflow (``--from``).
+        export_runs: a ledger CSV the experiment's run records are merged into.
     """
-
     require(fmt in FORMATS, f"unknown format '{fmt}'; valid formats: {', '.join(FORMATS)}")
-    client = open_store(tracking_uri)
-    experiment = experiment or latest_sweep_experiment(client)
-    report = build_report(client, tracking_uri, experiment, baseline)
-    write_results(client, report, results_dir)
+    if sources:
+        require(
+            experiment is None and export_runs is None,
+            "table --from reads run records; --experiment and --export-runs need an MLflow store",
+        )
+        report = report_from_records(read_records(sources), baseline, sources)
+    else:
+        client = open_store(tracking_uri)
+        experiment = experiment or latest_sweep_experiment(client)
+        report = build_report(client, tracking_uri, experiment, baseline)
+        write_results(client, report, results_dir)
+        if export_runs:
+            merged = merge_records(export_runs, records_from_store(tracking_uri, experiment))
+            print(
+                f"{len(report.runs)} run records merged into {export_runs} ({len(merged)} rows)",
+                file=sys.stderr,
+            )
     text = render(report, fmt)
     print(text)
     if out:
         Path(out).write_text(text + "\n")
     return 0
-
-
-def open_store(tracking_uri: str) -> MlflowClient:
-    """A client for an existing store (a missing sqlite file is an error, not a new store).
-
-    Args:
-        tracking_uri: the MLflow store.
-    """
-    if tracking_uri.startswith("sqlite:///"):
-        path = Path(tracking_uri.removeprefix("sqlite:///"))
-        require(
-            path.is_file(), f"no MLflow store at {path}; run a sweep first or pass --tracking-uri"
-        )
-    return MlflowClient(tracking_uri)
-
-
-def latest_sweep_experiment(client: MlflowClient) -> str:
-    """The experiment of the most recently started sweep in the store.
-
-    Args:
-        client: the tracking client.
-    """
-    experiments = client.search_experiments()
-    ids = [e.experiment_id for e in experiments]
-    runs = client.search_runs(
-        ids, f"tags.`{ROLE}` = 'parent'", order_by=["attributes.start_time DESC"], max_results=1
-    )
-    names = ", ".join(sorted(e.name for e in experiments)) or "(none)"
-    require(bool(runs), f"no sweep in this store; name one with --experiment: {names}")
-    return client.get_experiment(runs[0].info.experiment_id).name
 
 
 def build_report(
@@ -112,59 +95,51 @@ def build_report(
         experiment: an existing experiment name (else a ConfigError listing the existing ones).
         baseline: the P(improvement) baseline; None means ``a2c`` where it has runs.
     """
-    import mlflow
-
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
-        names = ", ".join(sorted(e.name for e in client.search_experiments())) or "(none)"
-        raise ConfigError(f"unknown experiment '{experiment}'; experiments: {names}")
-    mlflow.set_tracking_uri(tracking_uri)
-    raw = mlflow.search_runs(
-        experiment_ids=[found.experiment_id], filter_string="attributes.status = 'FINISHED'"
-    )
-    parent = _latest_parent(client, found.experiment_id)
-    runs = select_runs(raw, _grid_hashes(client, parent))
+    _, runs, parent = read_experiment(client, tracking_uri, experiment)
     require(not runs.empty, f"experiment '{experiment}' has no finished runs of algorithms yet")
     name = parent.data.tags.get(SWEEP, experiment) if parent else experiment
-    report = Report(re.sub(r"[^\w.-]+", "_", name), experiment, runs, tidy_frame(runs), None)
+    origin = f"MLflow experiment `{experiment}`"
+    report = summarised_report(name, experiment, runs, baseline, origin)
+    report.command = f"metarl-bench table --experiment {shlex.quote(experiment)}"
     report.parent_id = parent.info.run_id if parent else None
+    return report
+
+
+def report_from_records(records: pd.DataFrame, baseline: str | None, sources: list[str]) -> Report:
+    """The report of run records (ledger rows), summarised as an experiment's runs are.
+
+    Args:
+        records: :func:`benchmark.reporting.records.read_records` output.
+        baseline: the P(improvement) baseline; None means ``a2c`` where it has runs.
+        sources: the files or globs the records came from (named in the report).
+    """
+    require(not records.empty, f"the run records {' '.join(sources)} hold no runs")
+    names = [Path(s).stem for s in sources]
+    name = names[0] if len(names) == 1 and "*" not in names[0] else "records"
+    origin = "Run records " + ", ".join(f"`{s}`" for s in sources)
+    report = summarised_report(name, "run records", records, baseline, origin)
+    report.command = "metarl-bench table --from " + " ".join(shlex.quote(s) for s in sources)
+    return report
+
+
+def summarised_report(
+    name: str, experiment: str, runs: pd.DataFrame, baseline: str | None, origin: str
+) -> Report:
+    """A :class:`Report` of ``runs`` with its tidy frame, baseline and summary.
+
+    Args:
+        name: the report's name (``results/<name>.md``).
+        experiment: where the runs come from (an experiment name, or "run records").
+        runs: one row per run (:func:`benchmark.reporting.runs.select_runs` columns at least).
+        baseline: the P(improvement) baseline; None means ``a2c`` where it has runs.
+        origin: the sentence's subject naming the runs' source in markdown.
+    """
+    report = Report(re.sub(r"[^\w.-]+", "_", name), experiment, runs, tidy_frame(runs), None)
+    report.origin = origin
     report.baseline = _choose_baseline(runs, baseline, report.notes)
     report.summary = summarise(report.tidy, report.baseline)
     report.trials = sorted({int(t) for t in runs["trials"].dropna()})
     return report
-
-
-def select_runs(raw: pd.DataFrame, grid: set[str] | None) -> pd.DataFrame:
-    """One row per run of the table, from ``mlflow.search_runs`` output.
-
-    Args:
-        raw: FINISHED runs (``tags.*``, ``params.*``, ``metrics.*`` columns).
-        grid: config hashes of the latest sweep (None: keep the latest run per algorithm, setting
-            and seed).
-    """
-    column = lambda name: raw[name] if name in raw else pd.Series(None, index=raw.index)  # noqa: E731
-    keep = column("tags.algorithm").notna() & (column(f"tags.{ROLE}") != "parent")
-    raw = raw[keep].sort_values("start_time")
-    runs = pd.DataFrame(
-        {
-            "run_id": raw["run_id"],
-            "algorithm": raw["tags.algorithm"],
-            "kind": column("tags.kind")[raw.index].fillna("learned"),
-            "task": raw["tags.task"],
-            "setting": [_setting(raw, i) for i in raw.index],
-            "seed": pd.to_numeric(column("params.seed")[raw.index]).astype("Int64"),
-            "config_hash": column("tags.config_hash")[raw.index],
-            "trials": pd.to_numeric(column("params.eval.trials")[raw.index]),
-            "tuned": [_tuned(raw, i) for i in raw.index],
-        }
-    )
-    for source, target in METRICS.items():
-        runs[target] = pd.to_numeric(column(f"metrics.{source}")[raw.index])
-    if grid is not None:
-        runs = runs[runs["config_hash"].isin(grid)].drop_duplicates("config_hash", keep="last")
-    else:
-        runs = runs.drop_duplicates(["algorithm", "setting", "seed"], keep="last")
-    return runs.sort_values(["task", "setting", "algorithm", "seed"]).reset_index(drop=True)
 
 
 def tidy_frame(runs: pd.DataFrame) -> pd.DataFrame:
@@ -174,7 +149,8 @@ def tidy_frame(runs: pd.DataFrame) -> pd.DataFrame:
         runs: one row per run, from :func:`select_runs`.
     """
     ids = ["algorithm", "kind", "task", "setting", "seed", "run_id"]
-    tidy = runs.melt(id_vars=ids, value_vars=list(METRICS.values()), var_name="metric")
+    metrics = [m for m in METRICS.values() if m in runs.columns]
+    tidy = runs.melt(id_vars=ids, value_vars=metrics, var_name="metric")
     return tidy.dropna(subset=["value"]).reset_index(drop=True)
 
 
@@ -257,39 +233,6 @@ def _choose_baseline(runs: pd.DataFrame, baseline: str | None, notes: list[str])
         f"here (choose one with --baseline: {', '.join(present)})."
     )
     return None
-
-
-def _latest_parent(client: MlflowClient, experiment_id: str):
-    runs = client.search_runs(
-        [experiment_id],
-        f"tags.`{ROLE}` = 'parent'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-    )
-    return runs[0] if runs else None
-
-
-def _grid_hashes(client: MlflowClient, parent) -> set[str] | None:
-    if parent is None:
-        return None
-    with tempfile.TemporaryDirectory() as tmp:
-        path = client.download_artifacts(parent.info.run_id, GRID_ARTIFACT, tmp)
-        return {entry["config_hash"] for entry in json.loads(Path(path).read_text())}
-
-
-def _setting(raw: pd.DataFrame, index: Any) -> str:
-    task = raw.at[index, "tags.task"]
-    prefix = "params.task."
-    present = {c[len(prefix) :]: raw.at[index, c] for c in raw.columns if c.startswith(prefix)}
-    present = {k: v for k, v in present.items() if isinstance(v, str)}
-    order = list(TASKS[task].Config.__dataclass_fields__) if task in TASKS else sorted(present)
-    return " ".join([task, *(f"{k}={present[k]}" for k in order if k in present)])
-
-
-def _tuned(raw: pd.DataFrame, index: Any) -> str:
-    prefix = "params.tuned."
-    values = {c[len(prefix) :]: raw.at[index, c] for c in raw.columns if c.startswith(prefix)}
-    return " ".join(f"{k}={v}" for k, v in sorted(values.items()) if isinstance(v, str))
 
 
 def write_results(client: MlflowClient, report: Report, results_dir: Path) -> list[Path]:
