@@ -1,0 +1,107 @@
+"""Run records: a real sweep's runs exported to a CSV ledger, read back, merged, and tabled."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import yaml
+from store_support import fresh_store
+
+from benchmark.cli import main
+from benchmark.reporting.records import (
+    COLUMNS,
+    RUN_KEY,
+    merge_records,
+    read_records,
+    records_from_store,
+)
+from tasks import ConfigError
+
+
+@pytest.fixture(scope="module")
+def sweep_store(tmp_path_factory):
+    """A tiny real sweep (lstm-a2c and random on 5 arms x 10 pulls, 2 seeds) in a fresh store."""
+    folder = tmp_path_factory.mktemp("records")
+    uri = fresh_store(folder)
+    sweep = {
+        "name": "tiny-records",
+        "seeds": 2,
+        "overrides": {"trainer.env_steps": 2000, "eval.trials": 20, "algo.batch_size": 64},
+        "algorithms": ["lstm-a2c"],
+        "strategies": ["random"],
+        "tasks": [{"name": "bernoulli-bandit", "variants": [{"arms": 5, "pulls": 10}]}],
+    }
+    path = folder / "tiny-records.yaml"
+    path.write_text(yaml.safe_dump(sweep))
+    args = ["--tracking-uri", uri, "sweep", str(path), "--workers", "2"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        assert main(args) == 0
+    return folder, uri
+
+
+def test_store_to_ledger_to_table_gives_the_same_summary(sweep_store, tmp_path, monkeypatch):
+    folder, uri = sweep_store
+    monkeypatch.chdir(tmp_path)
+    ledger, direct, again = tmp_path / "ledger.csv", tmp_path / "direct.csv", tmp_path / "from.csv"
+    args = ["--tracking-uri", uri, "table", "--experiment", "tiny-records", "--format", "csv"]
+    assert main([*args, "--out", str(direct), "--export-runs", str(ledger)]) == 0
+    records = read_records([ledger])
+    assert len(records) == 4 and list(records.columns[: len(COLUMNS)]) == list(COLUMNS)
+    learned = records[records["kind"] == "learned"]
+    assert set(records["task_version"]) == {1} and set(records["trials"]) == {20}
+    assert (learned["env_steps"] >= 2000).all() and (learned["cpu_seconds"] > 0).all()
+    assert (learned["wall_seconds"] > 0).all() and (learned["commit"].str.len() == 40).all()
+    for row in records.to_dict("records"):
+        assert len(json.loads(row["per_episode_returns"])) == 10
+        assert json.loads(row["task_params"]) == {"arms": 5, "pulls": 10}
+        protocol = json.loads(row["protocol"])
+        assert protocol["eval_trials"] == 20 and protocol["episodes_per_trial"] == 10
+        assert protocol["env_steps_budget"] == (2000 if row["kind"] == "learned" else 0)
+
+    # No MLflow store is needed: the tracking URI names a file that does not exist.
+    missing = f"sqlite:///{tmp_path / 'absent.db'}"
+    table = ["--tracking-uri", missing, "table", "--from", str(ledger), "--format", "csv"]
+    assert main([*table, "--out", str(again)]) == 0
+    assert not (tmp_path / "absent.db").exists()
+    pd.testing.assert_frame_equal(pd.read_csv(direct), pd.read_csv(again))
+    assert main([*table[:-2], "--format", "markdown"]) == 0  # renders from records too
+
+
+def test_merge_replaces_rows_of_the_same_run_key_and_keeps_the_others(sweep_store, tmp_path):
+    _, uri = sweep_store
+    records = records_from_store(uri, "tiny-records")
+    ledger = tmp_path / "ledger.csv"
+    merge_records(ledger, records.iloc[:3])
+    first = ledger.read_bytes()
+    changed = records.iloc[[0, 3]].copy()
+    changed["total_reward"] = [-1.0, -2.0]
+    merged = merge_records(ledger, changed)
+    assert len(merged) == 4 and not merged.duplicated(list(RUN_KEY)).any()
+    stored = read_records([ledger]).set_index("run_id")
+    assert stored.loc[records["run_id"].iloc[0], "total_reward"] == -1.0
+    assert stored.loc[records["run_id"].iloc[3], "total_reward"] == -2.0
+    assert stored.loc[records["run_id"].iloc[1], "total_reward"] == records["total_reward"].iloc[1]
+    # The same rows in another order write the same bytes (sorted, stable).
+    other = tmp_path / "other.csv"
+    merge_records(other, records.iloc[:3].iloc[::-1])
+    assert other.read_bytes() == first
+    assert not list(tmp_path.glob(".*"))  # no temporary file left behind
+
+
+def test_read_records_expands_globs_and_names_a_bad_file(sweep_store, tmp_path, capsys):
+    _, uri = sweep_store
+    records = records_from_store(uri, "tiny-records")
+    merge_records(tmp_path / "a.csv", records.iloc[:2])
+    merge_records(tmp_path / "b.csv", records.iloc[2:])
+    assert len(read_records([str(tmp_path / "*.csv")])) == 4
+    bad = tmp_path / "bad.csv"
+    bad.write_text("algorithm,seed\nx,0\n")
+    with pytest.raises(ConfigError, match=r"bad\.csv lack the columns: kind, task"):
+        read_records([bad])
+    assert main(["table", "--from", str(tmp_path / "none-*.csv")]) == 2
+    assert "no run records match" in capsys.readouterr().err
+    assert main(["table", "--from", str(bad), "--experiment", "x"]) == 2
+    assert "--experiment and --export-runs need an MLflow store" in capsys.readouterr().err
