@@ -81,7 +81,7 @@ AWAY_POLL_SECONDS = 5.0
 
 
 def sweep_command(
-    source: str,
+    source: str | Sweep,
     overrides: list[str],
     launcher: str,
     workers: int | None,
@@ -94,7 +94,7 @@ def sweep_command(
     """Validate a sweep, run what is not finished yet, then render its table.
 
     Args:
-        source: a built-in sweep name or a YAML path.
+        source: a built-in sweep name, a YAML path, or a sweep already built (``compare``'s).
         overrides: ``key=value`` (sweep keys or run keys for every run).
         launcher: ``local`` or ``ray``.
         workers: parallel runs (default: the cores, or the Ray cluster's CPUs).
@@ -111,7 +111,7 @@ def sweep_command(
         it could not take are kept on disk), 130 when interrupted.
     """
     check_launcher(launcher, workers, ray_address)
-    sweep = load_sweep(source, overrides)
+    sweep = source if isinstance(source, Sweep) else load_sweep(source, overrides)
     try:
         driver = SweepDriver(sweep, tracking_uri)
         todo = driver.prepare()
