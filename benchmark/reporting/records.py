@@ -15,9 +15,10 @@ Columns (:data:`COLUMNS`; blank where a run did not log the value):
   strategy's tuned values);
 - cost: ``env_steps`` (trained), ``train_seconds``, ``wall_seconds``, ``cpu_seconds``, ``commit``,
   ``dirty``;
-- results: ``total_reward``, ``normalized_score``, ``regret``, ``success_rate``, ``train_return``
-  (the last logged mean training trial return), ``per_episode_returns`` (JSON list: the mean return
-  of episode k of a held-out trial), ``heldout_total_reward``, ``heldout_normalized_score``,
+- results: ``total_reward``, ``stderr`` (its standard error over the trials),
+  ``normalized_score``, ``regret``, ``success_rate``, ``train_return`` (the last logged mean
+  training trial return), ``per_episode_returns`` (JSON list: the mean return of episode k of a
+  held-out trial), ``heldout_total_reward``, ``heldout_normalized_score``,
   ``heldout_success_rate``, ``heldout_task_params`` (JSON of ``eval.task.*``);
 - ``protocol``: JSON of what must agree for two runs to be compared (:data:`PROTOCOL_FIELDS`):
   ``eval_trials``, ``eval_seed`` (the held-out stream: None means the run's seed),
@@ -49,7 +50,7 @@ RUN_KEY = ("algorithm", "setting", "seed", "config_hash")
 IDENTITY = ("run_id", "experiment", "algorithm", "kind", "task", "task_version", "setting")
 IDENTITY += ("task_params", "seed", "config_hash", "trials", "tuned")
 COST = ("env_steps", "train_seconds", "wall_seconds", "cpu_seconds", "commit", "dirty")
-RESULTS = ("total_reward", "normalized_score", "regret", "success_rate", "train_return")
+RESULTS = ("total_reward", "stderr", "normalized_score", "regret", "success_rate", "train_return")
 RESULTS += ("per_episode_returns", "heldout_total_reward", "heldout_normalized_score")
 RESULTS += ("heldout_success_rate", "heldout_task_params")
 COLUMNS = (*IDENTITY, *COST, *RESULTS, "protocol")
@@ -58,7 +59,7 @@ REQUIRED = ("algorithm", "kind", "task", "task_version", "setting", "task_params
 REQUIRED += ("config_hash", "trials", "total_reward", "normalized_score", "protocol")
 """The columns a ledger must have to be read."""
 NUMERIC = ("task_version", "trials", "env_steps", "train_seconds", "wall_seconds", "cpu_seconds")
-NUMERIC += ("total_reward", "normalized_score", "regret", "success_rate", "train_return")
+NUMERIC += ("total_reward", "stderr", "normalized_score", "regret", "success_rate", "train_return")
 NUMERIC += ("heldout_total_reward", "heldout_normalized_score", "heldout_success_rate")
 PROTOCOL_FIELDS = ("eval_trials", "eval_seed", "episodes_per_trial", "env_steps_budget")
 PROTOCOL_FIELDS += ("algo_hash",)
@@ -66,6 +67,7 @@ EXTRA_METRICS = {
     "train_seconds": "train_seconds",
     "wall_seconds": "wall_seconds",
     "cpu_seconds": "cpu_seconds",
+    "eval/stderr": "stderr",
     "train/trial_return": "train_return",
 }
 
@@ -85,7 +87,7 @@ def records_from_store(
     raw, runs, _ = read_experiment(client, tracking_uri, experiment, config_hashes)
     raw = raw.set_index("run_id", drop=False) if len(raw) else raw
     rows = [_record(client, raw, run, experiment) for run in runs.to_dict("records")]
-    return _ordered(pd.DataFrame(rows, columns=list(COLUMNS)))
+    return _ordered(typed(pd.DataFrame(rows, columns=list(COLUMNS))))
 
 
 def _record(client: Any, raw: pd.DataFrame, run: dict[str, Any], experiment: str) -> dict:
@@ -178,9 +180,15 @@ def typed(frame: pd.DataFrame) -> pd.DataFrame:
     for column in COLUMNS:
         if column not in frame.columns:
             frame[column] = ""
-    for column in NUMERIC:
-        frame[column] = pd.to_numeric(frame[column].replace("", None), errors="coerce")
-    frame["seed"] = pd.to_numeric(frame["seed"]).astype("Int64")
+    for column in (*NUMERIC, "seed"):
+        text = frame[column].astype(str).str.strip()
+        try:
+            frame[column] = pd.to_numeric(text.where(~text.isin(["", "<NA>", "nan", "None"]), None))
+        except ValueError as error:
+            raise ConfigError(
+                f"run records: column '{column}' holds a non-number ({error})"
+            ) from None
+    frame["seed"] = frame["seed"].astype("Int64")
     text = [c for c in frame.columns if c not in NUMERIC and c != "seed"]
     frame[text] = frame[text].fillna("").astype(str)
     return frame

@@ -272,20 +272,25 @@ def _add_tuned(table: pd.DataFrame, report: Report, setting: str) -> pd.DataFram
 
 def _plus_minus(estimate: float, low: float, high: float) -> str:
     if math.isnan(low):
-        return _number(estimate)
-    return f"{_number(estimate)} ± {_number((high - low) / 2)}"
+        return format_number(estimate)
+    return f"{format_number(estimate)} ± {format_number((high - low) / 2)}"
 
 
 def _bracket(entry: pd.Series) -> str:
     if math.isnan(entry["ci_low"]):
-        return _number(entry["estimate"])
-    low, high = _number(entry["ci_low"]), _number(entry["ci_high"])
+        return format_number(entry["estimate"])
+    low, high = format_number(entry["ci_low"]), format_number(entry["ci_high"])
     note = entry.get("ci_note", "")
     caveat = f" ({note})" if isinstance(note, str) and note else ""
-    return f"{_number(entry['estimate'])} [{low}, {high}]{caveat}"
+    return f"{format_number(entry['estimate'])} [{low}, {high}]{caveat}"
 
 
-def _number(value: float) -> str:
+def format_number(value: float) -> str:
+    """A number as tables show it: 1 decimal from 100, 2 from 10, else 3.
+
+    Args:
+        value: the number.
+    """
     return (
         f"{value:.1f}"
         if abs(value) >= 100
