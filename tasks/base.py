@@ -130,6 +130,11 @@ class TaskFamily(ABC):
     """The family's semantics version, recorded with every run (tag ``task_version``). Bump it
     when a change alters what a given config means (dynamics, rewards, task distribution, trial
     length); ``compare`` refuses to set runs of different versions side by side."""
+    success_steps: ClassVar[int | None] = None
+    """The family's success measure, where it has one: an episode succeeds when it ends with at
+    least this many consecutive steps whose :meth:`success_signal` is True. None: none."""
+    success_within: ClassVar[int | None] = None
+    """Where set, a successful episode must also end within this many steps."""
     has_oracle: ClassVar[bool] = True
     """An optimal policy is known (``oracle_action``); without one (MuJoCo) the ``oracle``
     reference score is NaN and normalised scores need another upper reference."""
@@ -232,6 +237,18 @@ class TaskFamily(ABC):
     @abstractmethod
     def reference_scores(self, tasks: TaskBatch) -> dict[str, torch.Tensor]:
         """Expected total reward per trial of the ``random`` and ``oracle`` policies, each [n]."""
+
+    def success_signal(
+        self, tasks: TaskBatch, state: EnvState, terminated: torch.Tensor
+    ) -> torch.Tensor:
+        """Whether one step counts towards success (see :attr:`success_steps`), bool [n].
+
+        Args:
+            tasks: the task batch.
+            state: the state the step reached (before any episode restart).
+            terminated: the step's termination flags, bool [n].
+        """
+        raise NotImplementedError(f"task '{self.name}' has no success measure")
 
     @abstractmethod
     def oracle_action(self, tasks: TaskBatch, state: EnvState) -> torch.Tensor:

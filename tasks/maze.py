@@ -188,6 +188,8 @@ class Maze(TaskFamily):
     gym_id = "metarl/Maze-v0"
     Config = MazeConfig
     render_modes = ("ansi", "rgb_array")
+    success_steps = 1
+    """Success: an episode reaches the goal (its terminating step) before it is truncated."""
 
     def __init__(self, config: MazeConfig):
         super().__init__(config)
@@ -294,6 +296,10 @@ class Maze(TaskFamily):
         reached = next_cell == tasks["goal"]
         reward = torch.where(reached, 1.0, -self.config.step_cost).float()
         return {"cell": next_cell}, reward, reached
+
+    def success_signal(self, tasks, state, terminated):
+        """The step reached the goal."""
+        return terminated
 
     # References --------------------------------------------------------------------------------
     def reference_scores(self, tasks: TaskBatch) -> dict[str, torch.Tensor]:

@@ -67,6 +67,7 @@ def _gym_acrobot(task):
     )
     env.LINK_COM_POS_1, env.LINK_COM_POS_2 = env.LINK_LENGTH_1 / 2, env.LINK_LENGTH_2 / 2
     env.gravity = float(task["gravity"])
+    env.LINK_MOI = float(task["link_moi"])
     return env
 
 
@@ -151,6 +152,9 @@ def test_parameters_lie_in_their_ranges_and_cover_them(name):
     for key in family.config.ranged_keys():
         low, high = getattr(family.config, key)
         values = tasks[key.removesuffix("_range")]
+        if low == high:  # a fixed constant (acrobot's inertia by default)
+            assert (values == low).all(), key
+            continue
         assert values.min() >= low and values.max() <= high, key
         assert values.min() < low + 0.01 * (high - low) and values.max() > high - 0.01 * (
             high - low
@@ -204,24 +208,6 @@ def test_a_preset_changes_sampling_and_refuses_a_range_set_beside_it():
         make_task("cartpole-params", ranges="packer", length_range=[0.3, 0.4])
     with pytest.raises(ConfigError, match="task.ranges must be one of"):
         make_task("pendulum-params", ranges="packer-wide")
-
-
-def test_cartpole_success_is_balancing_at_least_195_steps():
-    family = make_task("cartpole-params")
-    returns = torch.tensor([[200.0, 195.0], [194.0, 12.0]])
-    assert float(family.success_rate(returns)) == 0.5
-    scores = family.reference_scores(family.sample(8, task_generator(2, "test")))
-    assert float(family.success_rate(scores["oracle"] / 2)) == 1.0  # 200 steps per episode
-
-
-def test_pendulum_success_is_ending_with_100_steps_within_60_degrees_of_upright():
-    family = make_task("pendulum-params")
-    angles = torch.zeros(4, 200)
-    angles[1, 99] = math.pi  # down, then upright for the last 100 steps
-    angles[2, 100] = math.pi  # down, then upright for only 99
-    angles[3] = 2 * math.pi + 1.0  # 1 rad from upright after wrapping: within pi / 3
-    assert family.success(angles).tolist() == [True, True, False, True]
-    assert not family.success(torch.full((1, 200), 1.1))[0]  # 1.1 rad > pi / 3
 
 
 def test_a_degenerate_range_fixes_the_parameter():

@@ -269,6 +269,7 @@ FAMILY_CANDIDATES: dict[str, Any] = {
     "book_or_nips": "nips",
     "difficulty": "easy",
     "ranges": "packer-extreme",
+    "link_moi_range": [0.5, 1.5],
 }
 """Changed values where the generic rule of :func:`_family_change` would be invalid."""
 

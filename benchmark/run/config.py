@@ -9,6 +9,10 @@ A run's config is layered, each layer validated against the schema (unknown keys
    parameters, after the user's overrides) selects settings such as the budget for 10 pulls;
 4. the user's ``key=value`` overrides (``task.arms=5``, ``algo.lr=0.001``, ``seed=3``).
 
+``eval.task.<key>=value`` overrides a task field for a second, held-out evaluation only (e.g.
+``eval.task.ranges=packer-extreme``, ``eval.task.size=9``): the run is then evaluated on its
+training distribution and on ``task.*`` with ``eval.task.*`` on top (:func:`heldout_task`).
+
 A seed (the run's ``seed``, ``eval.seed``, a sweep's seeds, ``evaluate --seed``) is an integer in
 [0, 2**32 - 1], the range NumPy's and Lightning's seeding accept.
 """
@@ -25,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from baselines import get_algorithm_class
-from tasks import ConfigError, get_task_class, require
+from tasks import ConfigError, get_task_class, make_task, phi_dim, require
 
 CONFIG_DIR = Path(__file__).parents[1] / "configs"
 RUN_SECTIONS = ("algo", "task", "trainer", "eval")
@@ -83,11 +87,22 @@ class EvalConfig:
     """Held-out trials (test task stream)."""
     seed: int | None = None
     """Seed of the test stream; None uses the run's seed (the test stream differs from train)."""
+    task: dict[str, Any] = field(default_factory=dict)
+    """Task fields overridden for a second, held-out evaluation (``eval.task.ranges=...``); empty:
+    none. Its keys and values are checked against the family by :func:`heldout_task_params`."""
 
     def __post_init__(self):
         require(self.trials >= 1, f"eval.trials must be >= 1, got {self.trials}")
         if self.seed is not None:
             check_seed(self.seed, "eval.seed")
+
+
+def eval_schema() -> DictConfig:
+    """The schema of the ``eval`` section: :class:`EvalConfig`, whose ``task`` mapping takes any
+    key (checked against the family by :func:`heldout_task_params`, not by the schema)."""
+    schema = OmegaConf.structured(EvalConfig)
+    OmegaConf.set_struct(schema.task, False)  # an explicit flag outlives the root's struct mode
+    return schema
 
 
 @dataclass
@@ -108,8 +123,16 @@ class RunSpec:
         return OmegaConf.to_container(self.config[name], resolve=True)
 
     def config_hash(self) -> str:
-        """A short hash of the resolved config and names (the run's identity in sweeps)."""
-        text = f"{self.algo_name}|{self.task_name}|{OmegaConf.to_yaml(self.config, sort_keys=True)}"
+        """A short hash of the resolved config and names (the run's identity in sweeps).
+
+        An empty ``eval.task`` is left out, so a run without a held-out evaluation hashes as
+        before that setting existed.
+        """
+        config = self.config
+        if not config.eval.task:
+            config = OmegaConf.to_container(config, resolve=True)
+            del config["eval"]["task"]
+        text = f"{self.algo_name}|{self.task_name}|{OmegaConf.to_yaml(config, sort_keys=True)}"
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -134,7 +157,9 @@ def load_run_config(algo_name: str, task_name: str, overrides: list[str]) -> Run
             config = merge_checked(config, entry["set"], user)
     check_seed(config.seed)
     validate_sections(config)
-    return RunSpec(algo_name, task_name, config)
+    spec = RunSpec(algo_name, task_name, config)
+    heldout_task(spec)
+    return spec
 
 
 def run_schema(algo_name: str, task_name: str) -> DictConfig:
@@ -150,7 +175,7 @@ def run_schema(algo_name: str, task_name: str) -> DictConfig:
             "algo": OmegaConf.structured(get_algorithm_class(algo_name).Config),
             "task": OmegaConf.structured(get_task_class(task_name).Config),
             "trainer": OmegaConf.structured(TrainerConfig),
-            "eval": OmegaConf.structured(EvalConfig),
+            "eval": eval_schema(),
         }
     )
     OmegaConf.set_struct(schema, True)
@@ -167,7 +192,69 @@ def load_resolved_config(algo_name: str, task_name: str, resolved: dict[str, Any
     """
     config = merge_checked(run_schema(algo_name, task_name), resolved)
     validate_sections(config)
-    return RunSpec(algo_name, task_name, config)
+    spec = RunSpec(algo_name, task_name, config)
+    heldout_task(spec)
+    return spec
+
+
+def heldout_task(spec: RunSpec) -> dict[str, Any] | None:
+    """The task parameters of ``spec``'s held-out evaluation, or None without ``eval.task``.
+
+    Raises a one-line ConfigError for an unknown key or a bad value (see
+    :func:`heldout_task_params`) and for a held-out family whose input or action sizes differ
+    from the trained one's (the policy could not act on it).
+    """
+    overrides = spec.section("eval")["task"]
+    if not overrides:
+        return None
+    params = heldout_task_params(spec.task_name, spec.section("task"), overrides)
+    trained = make_task(spec.task_name, **spec.section("task"))
+    heldout = make_task(spec.task_name, **params)
+    sizes = [(phi_dim(family), family.action_width) for family in (heldout, trained)]
+    require(
+        sizes[0] == sizes[1],
+        f"eval.task changes the policy's (input, action) sizes to {sizes[0]} from the trained "
+        f"{sizes[1]}; override only task fields that keep them",
+    )
+    return params
+
+
+def split_heldout(overrides: list[str]) -> tuple[list[str], dict[str, Any]]:
+    """Separate ``eval.task.*`` items from other ``key=value`` overrides (``evaluate``'s).
+
+    Returns:
+        the other overrides, and the ``eval.task`` fields as a mapping (empty: none).
+    """
+    heldout = [item for item in overrides if item.startswith("eval.task.")]
+    rest = [item for item in overrides if not item.startswith("eval.task.")]
+    if not heldout:
+        return rest, {}
+    return rest, OmegaConf.to_container(parse_overrides(heldout))["eval"]["task"]
+
+
+def heldout_task_params(
+    task_name: str, task_params: dict[str, Any], overrides: dict[str, Any]
+) -> dict[str, Any]:
+    """``task_params`` with ``overrides`` (``eval.task.*``) on top, validated like ``task.*``.
+
+    Args:
+        task_name: a registered family.
+        task_params: the training task's resolved parameters.
+        overrides: the fields to change for the held-out evaluation.
+
+    Returns:
+        the held-out task's parameters; an unknown key, a wrong type or an impossible value
+        raises a one-line ConfigError naming ``eval.task.<key>``.
+    """
+    family_config = OmegaConf.structured(get_task_class(task_name).Config)
+    schema = OmegaConf.create({"eval": {"task": family_config}})
+    OmegaConf.set_struct(schema, True)
+    config = merge_checked(schema, {"eval": {"task": task_params}}, {"eval": {"task": overrides}})
+    try:
+        validate_sections(config.eval)
+    except ConfigError as error:
+        raise ConfigError(f"eval.task (task.* with eval.task.* on top): {error}") from None
+    return OmegaConf.to_container(config.eval.task)
 
 
 def parse_overrides(overrides: list[str]) -> DictConfig:
@@ -196,7 +283,7 @@ def merge_checked(base: DictConfig, *layers: Any) -> DictConfig:
     except ConfigKeyError as error:
         key = error.full_key or str(error.key)
         parent = key.rsplit(".", 1)[0] if "." in key else ""
-        section = base[parent] if parent and parent in base else base
+        section = (OmegaConf.select(base, parent) if parent else None) or base
         valid = ", ".join(str(k) for k in section)
         raise ConfigError(f"unknown key '{key}'; valid keys here: {valid}") from None
     except OmegaConfBaseException as error:

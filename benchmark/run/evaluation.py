@@ -4,18 +4,24 @@ N held-out trials (the ``test`` task stream of a seed), all played to their end.
 mean total reward per trial with its standard error, the mean return per episode index within a
 trial (the adaptation curve), the mean length in steps of each episode index with its standard
 error, the normalised score (random = 0, oracle = 1, from the family's expected reference scores
-of the very same tasks) and the regret against the oracle.
+of the very same tasks), the regret against the oracle and, for a family with a success measure
+(``TaskFamily.success_steps``), the share of episodes that succeed.
+
+A held-out evaluation (``eval.task.*``, :func:`benchmark.run.config.heldout_task`) plays the same
+protocol on a second distribution of the family; :func:`evaluation_record` reports both.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 
 from baselines.policy import Policy
 from tasks import TaskFamily, TrialEngine, require, task_generator
+from tasks.base import EnvState, TaskBatch
 
 
 @dataclass
@@ -35,10 +41,32 @@ class EvalResult:
     """Mean length in steps of episode k of a trial (shorter where a goal ends episodes early)."""
     per_episode_steps_stderr: list[float]
     """Standard error of each entry of ``per_episode_steps`` over the trials."""
+    success_rate: float | None = None
+    """Share of all episodes of all trials that succeed by the family's success measure
+    (``TaskFamily.success_steps``); None where the family has none."""
+    per_episode_success_rate: list[float] | None = None
+    """Share of trials whose episode k succeeds; None where the family has no success measure."""
 
     def as_dict(self) -> dict:
         """A JSON-ready dict."""
         return asdict(self)
+
+
+METRIC_FIELDS = ("mean_total_reward", "stderr", "normalized_score", "regret", "success_rate")
+"""The fields of an :class:`EvalResult` logged as metrics (``success_rate`` where not None)."""
+
+
+def result_metrics(result: EvalResult, prefix: str = "eval") -> dict[str, float]:
+    """The metrics an evaluation logs: ``<prefix>/mean_total_reward``, ``stderr``,
+    ``normalized_score``, ``regret`` and, where the family has a success measure,
+    ``success_rate``.
+
+    Args:
+        result: the evaluation.
+        prefix: ``eval`` for the training distribution, ``heldout`` for ``eval.task``'s.
+    """
+    values = {name: getattr(result, name) for name in METRIC_FIELDS}
+    return {f"{prefix}/{name}": value for name, value in values.items() if value is not None}
 
 
 @torch.no_grad()
@@ -61,8 +89,9 @@ def evaluate_policy(
         split: ``test`` for reported results, ``tune`` for hyperparameter tuning.
     """
     require(trials >= 1, f"--trials must be >= 1, got {trials}")
-    totals, per_episode, steps, tasks = play_trials(policy, family, trials, seed, device, split)
-    references = family.reference_scores(tasks)
+    played = play_recorded(policy, family, trials, seed, device, split)
+    totals, steps = played.totals, played.steps
+    references = family.reference_scores(played.tasks)
     mean = totals.mean().item()
     stderr = totals.std().item() / math.sqrt(trials) if trials > 1 else float("nan")
     random_ref = references["random"].mean().item()
@@ -77,12 +106,43 @@ def evaluate_policy(
         regret=(references["oracle"] - totals).mean().item(),
         random_reference=random_ref,
         oracle_reference=oracle_ref,
-        per_episode_returns=per_episode.mean(0).tolist(),
+        per_episode_returns=played.per_episode.mean(0).tolist(),
         per_episode_steps=steps.mean(0).tolist(),
         per_episode_steps_stderr=(steps.std(0) / math.sqrt(trials)).tolist()
         if trials > 1
         else [float("nan")] * steps.shape[1],
+        success_rate=None if played.successes is None else played.successes.mean().item(),
+        per_episode_success_rate=None
+        if played.successes is None
+        else played.successes.mean(0).tolist(),
     )
+
+
+def evaluation_record(
+    result: EvalResult, heldout: EvalResult | None, heldout_task: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The JSON record of an evaluation (``evaluation.json``): the result's fields and, with a
+    held-out evaluation, ``heldout``: its fields plus the held-out ``task`` parameters."""
+    record = result.as_dict()
+    if heldout is not None:
+        record["heldout"] = {**heldout.as_dict(), "task": heldout_task}
+    return record
+
+
+@dataclass
+class PlayedTrials:
+    """Whole trials as played: per-trial and per-episode outcomes and the tasks."""
+
+    totals: torch.Tensor
+    """Total reward of each trial, [N]."""
+    per_episode: torch.Tensor
+    """Return of each episode, [N, episodes]."""
+    steps: torch.Tensor
+    """Length in steps of each episode, float [N, episodes]."""
+    tasks: TaskBatch
+    """The tasks played."""
+    successes: torch.Tensor | None
+    """1.0 where an episode succeeded, float [N, episodes]; None without a success measure."""
 
 
 def play_trials(
@@ -96,9 +156,30 @@ def play_trials(
     """Play whole trials.
 
     Returns totals [N], returns per episode [N, episodes], the length in steps of every episode
-    (float [N, episodes]) and the tasks played.
+    (float [N, episodes]) and the tasks played (:func:`play_recorded`'s fields).
     """
-    engine = TrialEngine(family, trials, task_generator(seed, split, device), auto_reset=False)
+    played = play_recorded(policy, family, trials, seed, device, split)
+    return played.totals, played.per_episode, played.steps, played.tasks
+
+
+def play_recorded(
+    policy: Policy,
+    family: TaskFamily,
+    trials: int,
+    seed: int,
+    device: torch.device | str = "cpu",
+    split: str = "test",
+) -> PlayedTrials:
+    """Play whole trials and record their outcomes (successes where the family measures them).
+
+    An episode succeeds when its last ``family.success_steps`` steps or more all gave a true
+    ``family.success_signal`` (a streak counted per slot, reset at every episode end) and, where
+    ``family.success_within`` is set, it ended within that many steps.
+    """
+    probe = SuccessProbe(family) if family.success_steps is not None else None
+    engine = TrialEngine(
+        probe or family, trials, task_generator(seed, split, device), auto_reset=False
+    )
     action_generator = torch.Generator(device=device)
     action_generator.manual_seed(seed)
     view = engine.start()
@@ -106,10 +187,44 @@ def play_trials(
     totals = torch.zeros(trials, device=device)
     per_episode = torch.zeros(trials, family.episodes_per_trial, device=device)
     steps = torch.zeros_like(per_episode)
+    successes = torch.zeros_like(per_episode) if probe else None
+    streak = torch.zeros(trials, dtype=torch.long, device=device)
     while not engine.all_done():
         transition, view = engine.step(policy.act(view))
         totals += transition.reward
         index = transition.episode_index.clamp(max=family.episodes_per_trial - 1).unsqueeze(1)
         per_episode.scatter_add_(1, index, transition.reward.unsqueeze(1))
         steps.scatter_add_(1, index, transition.active.float().unsqueeze(1))
-    return totals, per_episode, steps, engine.tasks
+        if probe is not None:
+            streak = torch.where(probe.signal & transition.active, streak + 1, 0)
+            ended = transition.episode_done & (streak >= family.success_steps)
+            if family.success_within is not None:
+                length = steps.gather(1, index).squeeze(1)  # this episode's steps so far
+                ended = ended & (length <= family.success_within)
+            successes.scatter_add_(1, index, ended.float().unsqueeze(1))
+            streak = torch.where(transition.episode_done, 0, streak)
+    return PlayedTrials(totals, per_episode, steps, engine.tasks, successes)
+
+
+class SuccessProbe:
+    """A family as the trial engine sees it, keeping the success signal of each step.
+
+    Every attribute is the family's; ``step`` also stores ``family.success_signal`` of the state
+    it reached in :attr:`signal` (the engine replaces that state at an episode end, so the signal
+    is read here, where the step's own state is known).
+    """
+
+    def __init__(self, family: TaskFamily):
+        self.family = family
+        self.signal = torch.zeros(0, dtype=torch.bool)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.family, name)
+
+    def step(
+        self, tasks: TaskBatch, state: EnvState, action: torch.Tensor, generator: torch.Generator
+    ) -> tuple[EnvState, torch.Tensor, torch.Tensor]:
+        """The family's step; its success signal goes to :attr:`signal`."""
+        state, reward, terminated = self.family.step(tasks, state, action, generator)
+        self.signal = self.family.success_signal(tasks, state, terminated)
+        return state, reward, terminated

@@ -9,8 +9,8 @@ from typing import Any
 import torch
 
 from baselines.strategies import STRATEGIES, get_strategy
-from benchmark.run.config import load_task_config
-from benchmark.run.evaluation import evaluate_policy
+from benchmark.run.config import heldout_task_params, load_task_config, split_heldout
+from benchmark.run.evaluation import METRIC_FIELDS, evaluate_policy
 from benchmark.run.tracking import resolve_tracking_uri
 from benchmark.run.tuning import explicit_strategy_keys, tune_strategy, tuned_param
 from tasks import ConfigError, make_task, phi_dim, require
@@ -31,7 +31,9 @@ def evaluate_reference(
     Args:
         reference: a strategy name, a checkpoint path or an MLflow run id.
         task_name: a registered family.
-        overrides: ``task.*`` (and, for a strategy, ``strategy.*``) key=value strings.
+        overrides: ``task.*`` (and, for a strategy, ``strategy.*``) key=value strings;
+            ``eval.task.*`` adds a held-out evaluation on ``task.*`` with those fields on top
+            (the payload's ``heldout``; the same trials and seed).
         trials: number of held-out trials.
         seed: seed of the test task stream.
         tracking_uri: the MLflow store holding run ids.
@@ -44,21 +46,25 @@ def evaluate_reference(
         tune_trials is None or tune_trials >= 1, f"--tune-trials must be >= 1, got {tune_trials}"
     )
     tuned: dict[str, Any] = {}
-    if reference in STRATEGIES:
-        strategy = get_strategy(reference)
-        task_params, params = load_task_config(task_name, overrides, strategy.config)
-        family = make_task(task_name, **task_params)
+    overrides, heldout = split_heldout(overrides)
+    strategy = get_strategy(reference) if reference in STRATEGIES else None
+    task_params, params = load_task_config(task_name, overrides, strategy and strategy.config)
+    family = make_task(task_name, **task_params)
+    heldout_params = heldout_task_params(task_name, task_params, heldout) if heldout else None
+    families = [family] + ([make_task(task_name, **heldout_params)] if heldout_params else [])
+    if strategy is not None:
         if tuned_param(reference, explicit_strategy_keys(overrides), task_name) is not None:
             tuning = tune_strategy(reference, family, tune_trials or trials, seed, params)
             params, tuned = {**params, **tuning.tuned}, tuning.tuned
-        policy = strategy.build(family, params)
-        device = "cpu"
+        policies, device = [strategy.build(each, params) for each in families], "cpu"
     else:
-        task_params, params = load_task_config(task_name, overrides)
-        family = make_task(task_name, **task_params)
-        policy, device = _learned_policy(reference, family, tracking_uri, plugin)
-    result = evaluate_policy(policy, family, trials, seed, device=device)
-    return {
+        policies, device = _learned_policies(reference, families, tracking_uri, plugin)
+    results = [
+        evaluate_policy(policy, each, trials, seed, device=device)
+        for policy, each in zip(policies, families, strict=True)
+    ]
+    result = results[0]
+    payload = {
         "policy": reference,
         "task": task_name,
         "params": {**task_params, **params},
@@ -71,9 +77,15 @@ def evaluate_reference(
         "regret": result.regret,
         "per_episode_returns": result.per_episode_returns,
     }
+    if result.success_rate is not None:
+        payload["success_rate"] = result.success_rate
+    if heldout_params is not None:  # its metrics, adaptation curve and task
+        kept = {key: getattr(results[1], key) for key in (*METRIC_FIELDS, "per_episode_returns")}
+        payload["heldout"] = {**kept, "task": heldout_params}
+    return payload
 
 
-def _learned_policy(reference: str, family, tracking_uri: str | None, plugin: str | None):
+def _learned_policies(reference: str, families: list, tracking_uri: str | None, plugin: str | None):
     from benchmark.run.restore import load_module
 
     is_run_id = re.fullmatch(r"[0-9a-f]{32}", reference) is not None
@@ -84,9 +96,10 @@ def _learned_policy(reference: str, family, tracking_uri: str | None, plugin: st
         )
     module = load_module(reference, resolve_tracking_uri(tracking_uri), plugin)
     expected = phi_dim(module.family)
-    require(
-        phi_dim(family) == expected and family.action_width == module.family.action_width,
-        f"the policy was trained on {module.family.describe()}, whose input and action sizes "
-        f"differ from {family.describe()}",
-    )
-    return module.make_policy(), torch.device("cpu")
+    for family in families:
+        require(
+            phi_dim(family) == expected and family.action_width == module.family.action_width,
+            f"the policy was trained on {module.family.describe()}, whose input and action sizes "
+            f"differ from {family.describe()}",
+        )
+    return [module.make_policy() for _ in families], torch.device("cpu")

@@ -31,9 +31,14 @@ from benchmark.run.checkpoints import (
     training_state,
     write_checkpoint,
 )
-from benchmark.run.config import RunSpec
+from benchmark.run.config import RunSpec, heldout_task
 from benchmark.run.datamodule import MetaRLDataModule
-from benchmark.run.evaluation import EvalResult, evaluate_policy
+from benchmark.run.evaluation import (
+    EvalResult,
+    evaluate_policy,
+    evaluation_record,
+    result_metrics,
+)
 from benchmark.run.tracking import (
     DEFAULT_EXPERIMENT,
     HOST,
@@ -43,6 +48,7 @@ from benchmark.run.tracking import (
     make_logger,
     task_tags,
 )
+from tasks import make_task
 
 CHECKPOINT_ARTIFACT = f"{ARTIFACT_DIR}/{FINAL}"
 RESUME_ARTIFACT = f"{ARTIFACT_DIR}/{LAST}"
@@ -132,6 +138,10 @@ class FitOutcome:
     """Wall time of training and evaluation in the process that finished the run."""
     cpu_seconds: float = 0.0
     """CPU time (``time.process_time``, all threads) of training and evaluation in that process."""
+    heldout: EvalResult | None = None
+    """The evaluation on ``eval.task``'s held-out distribution; None without ``eval.task``."""
+    heldout_task: dict[str, Any] | None = None
+    """The held-out family's parameters (``task.*`` with ``eval.task.*`` on top)."""
 
 
 def fit_and_evaluate(
@@ -174,6 +184,9 @@ def fit_and_evaluate(
     train_seconds = checkpoints.train_seconds()
     result = evaluate_module(module, spec)
     outcome = FitOutcome(module, trainer, result, train_seconds, checkpoints.write_seconds)
+    outcome.heldout_task = heldout_task(spec)
+    if outcome.heldout_task is not None:
+        outcome.heldout = evaluate_module(module, spec, outcome.heldout_task)
     outcome.wall_seconds = time.perf_counter() - wall
     outcome.cpu_seconds = time.process_time() - cpu
     return outcome
@@ -271,17 +284,17 @@ def interrupted_exit_code(stop: BaseException) -> int:
     return code if isinstance(code, int) and code != 0 else 1
 
 
-def evaluate_module(module: MetaRLAlgorithm, spec: RunSpec) -> EvalResult:
-    """The end-of-run held-out evaluation."""
+def evaluate_module(
+    module: MetaRLAlgorithm, spec: RunSpec, heldout: dict[str, Any] | None = None
+) -> EvalResult:
+    """The end-of-run evaluation: on the training distribution, or with ``heldout`` (the
+    parameters from :func:`benchmark.run.config.heldout_task`) on the held-out one, with the
+    same trials and test-stream seed."""
     seed = spec.config.eval.seed
     module.eval()
-    return evaluate_policy(
-        module.make_policy(),
-        module.family,
-        int(spec.config.eval.trials),
-        spec.seed if seed is None else int(seed),
-        device=module.device,
-    )
+    trials, seed = int(spec.config.eval.trials), spec.seed if seed is None else int(seed)
+    family = module.family if heldout is None else make_task(spec.task_name, **heldout)
+    return evaluate_policy(module.make_policy(), family, trials, seed, module.device)
 
 
 def summarise(run_id: str, fit: FitOutcome) -> dict[str, Any]:
@@ -312,12 +325,10 @@ def log_results(logger, spec: RunSpec, fit: FitOutcome, summary: dict[str, Any])
 
 def eval_metrics(fit: FitOutcome) -> dict[str, float]:
     """The end-of-run metrics of a learned run."""
-    result = fit.result
+    heldout = {} if fit.heldout is None else result_metrics(fit.heldout, "heldout")
     return {
-        "eval/mean_total_reward": result.mean_total_reward,
-        "eval/stderr": result.stderr,
-        "eval/normalized_score": result.normalized_score,
-        "eval/regret": result.regret,
+        **result_metrics(fit.result, "eval"),
+        **heldout,
         "train_seconds": fit.train_seconds,
         "checkpoint_seconds": fit.checkpoint_seconds,
         "wall_seconds": fit.wall_seconds,
@@ -335,7 +346,8 @@ def write_artifacts(spec: RunSpec, fit: FitOutcome, folder: Path) -> list[tuple[
         folder: an existing local directory.
     """
     (folder / "config.yaml").write_text(OmegaConf.to_yaml(spec.config))
-    (folder / "evaluation.json").write_text(json.dumps(fit.result.as_dict(), indent=2))
+    record = evaluation_record(fit.result, fit.heldout, fit.heldout_task)
+    (folder / "evaluation.json").write_text(json.dumps(record, indent=2))
     payload = checkpoint_fields(spec, fit.module)
     payload["training"] = training_state(fit.trainer, fit.module, fit.train_seconds)
     write_checkpoint(payload, folder / FINAL)

@@ -44,13 +44,15 @@ from benchmark.run.config import (
     CONFIG_DIR,
     RUN_SECTIONS,
     SEED_RANGE,
-    EvalConfig,
     RunSpec,
     check_seed,
+    eval_schema,
+    heldout_task_params,
     load_run_config,
     load_task_config,
     merge_checked,
     parse_overrides,
+    split_heldout,
     validate_sections,
 )
 from benchmark.run.tracking import flatten
@@ -262,6 +264,7 @@ def _classical_jobs(strategies, exclude, task, setting, shared, run_overrides, s
     keys = [item for item in [*shared, *run_overrides] if item.split(".")[0] in ("task", "eval")]
     task_keys = [item for item in keys if item.startswith("task.")] + _task_items(setting)
     evaluation = _eval_config([item for item in keys if item.startswith("eval.")])
+    task_keys += [item for item in keys if item.startswith("eval.task.")]  # held-out evaluation
     jobs = []
     for entry in strategies:
         strategy = get_strategy(entry["name"])
@@ -271,11 +274,16 @@ def _classical_jobs(strategies, exclude, task, setting, shared, run_overrides, s
             continue
         params = _dotlist(entry.get("params") or {}, f"strategies.{entry['name']}.params")
         overrides = [*task_keys, *(f"strategy.{item}" for item in params)]
-        task_params, strategy_params = load_task_config(task, overrides, strategy.config)
+        plain, heldout = split_heldout(overrides)
+        task_params, strategy_params = load_task_config(task, plain, strategy.config)
+        if heldout:  # checked here, before anything starts
+            heldout_task_params(task, task_params, heldout)
         for seed in seeds:
             eval_seed = seed if evaluation["seed"] is None else int(evaluation["seed"])
             config = {"seed": seed, "strategy": strategy_params, "task": task_params}
             config["eval"] = {"trials": evaluation["trials"], "seed": eval_seed}
+            if evaluation["task"]:
+                config["eval"]["task"] = evaluation["task"]
             identity = json.dumps({"name": entry["name"], "task": task, **config}, sort_keys=True)
             jobs.append(
                 Job(
@@ -296,7 +304,7 @@ def _classical_jobs(strategies, exclude, task, setting, shared, run_overrides, s
 
 
 def _eval_config(items: list[str]) -> dict[str, Any]:
-    schema = OmegaConf.create({"eval": OmegaConf.structured(EvalConfig)})
+    schema = OmegaConf.create({"eval": eval_schema()})
     OmegaConf.set_struct(schema, True)
     config = merge_checked(schema, parse_overrides(items))
     validate_sections(config)

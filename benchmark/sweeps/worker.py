@@ -239,13 +239,17 @@ def resume_point(job: Job, path: Path | None) -> dict | None:
 def _evaluate(job: Job) -> dict[str, Any]:
     import json
 
+    from benchmark.run.evaluation import METRIC_FIELDS
     from benchmark.run.policies import evaluate_reference
 
     payload = evaluate_reference(job.name, job.task, job.overrides, job.trials, job.eval_seed)
     stamp = int(time.time() * 1000)
+    sections = (("eval", payload), ("heldout", payload.get("heldout") or {}))
     metrics = [
-        (f"eval/{key}", float(payload[key]), 0, stamp)
-        for key in ("mean_total_reward", "stderr", "normalized_score", "regret")
+        (f"{prefix}/{key}", float(values[key]), 0, stamp)
+        for prefix, values in sections
+        for key in METRIC_FIELDS
+        if values.get(key) is not None
     ]
     tuned = payload.get("tuned") or {}
     artifacts = {

@@ -2,14 +2,25 @@
 
 Three actions apply torque -1, 0, +1 on the second joint; -1 reward per step until the tip swings
 above the bar. The oracle is a one-step lookahead that picks the torque whose next state has the
-largest total mechanical energy (computed with the task's masses, lengths and gravity), i.e.
-energy pumping.
+largest total mechanical energy (computed with the task's masses, lengths, inertia and gravity),
+i.e. energy pumping.
+
+Parameter ranges (``ranges``): 'suite' (default) draws every ``*_range`` field independently
+(the moment of inertia stays at gymnasium's 1.0 unless ``link_moi_range`` is set); 'packer' and
+'packer-extreme' are the ranges of the Acrobot variants in Packer et al. 2018's sunblaze_envs code
+(``RandomNormalAcrobot`` / ``RandomExtremeAcrobot``): one mass, one length and one moment of
+inertia per task, each shared by both links (tied), drawn from [0.75, 1.25] (R) or from
+[0.5, 0.75] u [1.25, 1.5] (E, uniform over the union); gravity stays at 9.8. Unlike their code
+(gymnasium's fixed centre of mass 0.5), the centre of mass sits at half the drawn length.
+Success (their ``is_success``): the tip reaches the height within 90 steps of the episode
+(``success_steps`` 1 on the terminating step, ``success_within`` 90).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -17,6 +28,7 @@ from tasks.base import EnvState, TaskBatch, choice, require
 from tasks.classic_control.common import (
     ClassicControlConfig,
     ClassicControlFamily,
+    Intervals,
     range_field,
 )
 from tasks.registry import register_task
@@ -36,10 +48,30 @@ class AcrobotParamsConfig(ClassicControlConfig):
     """Length of link 2 [m] (gymnasium: 1.0); its centre of mass sits at half the length."""
     gravity_range: list[float] = range_field(7.35, 12.25)
     """Gravity [m/s^2] (gymnasium: 9.8)."""
+    link_moi_range: list[float] = range_field(1.0, 1.0)
+    """Moment of inertia of each link, one value for both [kg m^2] (gymnasium: 1.0, fixed)."""
     damping: float = 0.0
     """Viscous friction at both joints (torque -damping * joint velocity); 0 is gymnasium."""
     book_or_nips: str = choice("book", ("book", "nips"))
     """The equations of motion: 'book' (gymnasium's default) or 'nips'."""
+    ranges: str = choice("suite", ("suite", "packer", "packer-extreme"))
+    """'suite': the ``*_range`` fields; 'packer' / 'packer-extreme': Packer et al. 2018's R / E
+    ranges with tied links (module doc), which then fix every range."""
+
+    RANGE_PRESETS: ClassVar[dict[str, dict[str, Intervals | str]]] = {
+        preset: {
+            "link_mass_1_range": intervals,
+            "link_mass_2_range": "link_mass_1_range",
+            "link_length_1_range": intervals,
+            "link_length_2_range": "link_length_1_range",
+            "gravity_range": ((9.8, 9.8),),
+            "link_moi_range": intervals,
+        }
+        for preset, intervals in (
+            ("packer", ((0.75, 1.25),)),
+            ("packer-extreme", ((0.5, 0.75), (1.25, 1.5))),
+        )
+    }
 
     def __post_init__(self):
         super().__post_init__()
@@ -58,8 +90,9 @@ def wrap(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
 class AcrobotParams(ClassicControlFamily):
     """Gymnasium's Acrobot-v1 (RK4, dt 0.2, -1 per step) with constants drawn per trial.
 
-    The centres of mass sit at half of each link's length and both moments of inertia are 1, as in
-    gymnasium. Termination is gymnasium's angle condition -cos(t1) - cos(t1 + t2) > 1.
+    The centres of mass sit at half of each link's length; both links have the task's moment of
+    inertia (gymnasium: 1). Termination is gymnasium's angle condition
+    -cos(t1) - cos(t1 + t2) > 1.
     """
 
     name = "acrobot-params"
@@ -67,9 +100,12 @@ class AcrobotParams(ClassicControlFamily):
     Config = AcrobotParamsConfig
     OBS_DIM = 6
     DT = 0.2
-    LINK_MOI = 1.0
     MAX_VEL_1 = 4 * math.pi
     MAX_VEL_2 = 9 * math.pi
+    success_steps = 1
+    """Packer et al.'s success: the tip reaches the height (the terminating step) ..."""
+    success_within = 90
+    """... within this many steps of the episode."""
 
     @property
     def num_actions(self) -> int:
@@ -110,7 +146,7 @@ class AcrobotParams(ClassicControlFamily):
         m1, m2 = tasks["link_mass_1"], tasks["link_mass_2"]
         l1 = tasks["link_length_1"]
         lc1, lc2 = tasks["link_length_1"] / 2, tasks["link_length_2"] / 2
-        I1 = I2 = self.LINK_MOI  # noqa: N806 (gymnasium's names)
+        I1 = I2 = tasks["link_moi"]  # noqa: N806 (gymnasium's names)
         g = tasks["gravity"]
         theta1, theta2, dtheta1, dtheta2 = s.unbind(1)
         a = a - self.config.damping * dtheta2
@@ -140,13 +176,18 @@ class AcrobotParams(ClassicControlFamily):
         lc1, lc2 = l1 / 2, tasks["link_length_2"] / 2
         theta1, theta2, dtheta1, dtheta2 = s.unbind(1)
         d11 = m1 * lc1**2 + m2 * (l1**2 + lc2**2 + 2 * l1 * lc2 * torch.cos(theta2))
-        d11 = d11 + 2 * self.LINK_MOI
-        d12 = m2 * (lc2**2 + l1 * lc2 * torch.cos(theta2)) + self.LINK_MOI
-        d22 = m2 * lc2**2 + self.LINK_MOI
+        moi = tasks["link_moi"]
+        d11 = d11 + 2 * moi
+        d12 = m2 * (lc2**2 + l1 * lc2 * torch.cos(theta2)) + moi
+        d22 = m2 * lc2**2 + moi
         kinetic = 0.5 * (d11 * dtheta1**2 + 2 * d12 * dtheta1 * dtheta2 + d22 * dtheta2**2)
         height_1 = -lc1 * torch.cos(theta1)
         height_2 = -l1 * torch.cos(theta1) - lc2 * torch.cos(theta1 + theta2)
         return kinetic + tasks["gravity"] * (m1 * height_1 + m2 * height_2)
+
+    def success_signal(self, tasks, state, terminated):
+        """The step lifted the tip above the bar (it terminates the episode)."""
+        return terminated
 
     def oracle_action(self, tasks: TaskBatch, state: EnvState) -> torch.Tensor:
         energies = []

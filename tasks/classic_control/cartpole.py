@@ -11,7 +11,7 @@ reinforcement learning" (their sunblaze_envs code): push force [5, 15], half pol
 [0.25, 0.75], pole mass [0.05, 0.5] (R), and force [1, 5] u [15, 20], length [0.05, 0.25] u
 [0.75, 1.0], mass [0.01, 0.05] u [0.5, 1.0] (E, uniform over each union); cart mass (1.0) and
 gravity (9.8) stay at gymnasium's values. Success (Packer et al.): an episode balances the pole
-for at least 195 steps (:meth:`CartPoleParams.success_rate`).
+for at least 195 steps (``success_steps``; every step counts, so its streak is its length).
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ class CartPoleParams(ClassicControlFamily):
     TAU = 0.02
     THETA_THRESHOLD = 12 * 2 * math.pi / 360
     X_THRESHOLD = 2.4
-    SUCCESS_STEPS = 195
+    success_steps = 195
     """An episode succeeds if the pole stays up this many steps (Packer et al. 2018)."""
 
     @property
@@ -125,18 +125,9 @@ class CartPoleParams(ClassicControlFamily):
         reward = torch.ones_like(x, dtype=torch.float32)  # +1 on every step, the last included
         return {"s": torch.stack([x, x_dot, theta, theta_dot], 1)}, reward, terminated
 
-    def success_rate(self, episode_returns: torch.Tensor) -> torch.Tensor:
-        """Fraction of episodes that balance the pole for at least 195 steps (Packer et al.).
-
-        The reward is +1 on every step of an episode, so its return is its length.
-
-        Args:
-            episode_returns: per-episode returns (= lengths), any shape.
-
-        Returns:
-            The success rate, a float scalar in [0, 1]. With ``max_steps`` < 195 it is 0.
-        """
-        return (episode_returns >= self.SUCCESS_STEPS).float().mean()
+    def success_signal(self, tasks, state, terminated):
+        """True on every step, the last included: an episode's streak is its length."""
+        return torch.ones_like(terminated)
 
     def feedback_gains(self, tasks: TaskBatch) -> torch.Tensor:
         """Gains K [n, 4] of F = -K s placing the linearised cart-pole's poles at -oracle_pole.

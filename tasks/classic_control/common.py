@@ -10,7 +10,9 @@ Parameter ranges: by default (``ranges='suite'``) each constant is drawn uniform
 on its config, e.g. Packer et al. 2018's 'packer' and 'packer-extreme'); a preset gives every
 constant a union of intervals, drawn uniformly over the union: an interval is picked with
 probability proportional to its length, then a point uniformly inside it. A fixed constant is a
-zero-length interval.
+zero-length interval, and it draws nothing from the task stream. A preset may also tie a constant
+to another (the name of the other's ``*_range`` field in place of intervals): both then take the
+other's one draw per task, e.g. acrobot's two link masses.
 """
 
 from __future__ import annotations
@@ -75,9 +77,12 @@ def sample_union(
 
     One uniform draw u in [0, total length) is mapped onto the intervals laid end to end, which
     picks an interval with probability proportional to its length and a point uniformly in it.
-    A single interval is ``low + (high - low) * u`` exactly; if every interval has zero length,
-    they are picked with equal probability.
+    A single interval is ``low + (high - low) * u`` exactly, a single zero-length one the constant
+    itself (no draw); if every interval of several has zero length, they are picked with equal
+    probability.
     """
+    if len(intervals) == 1 and intervals[0][0] == intervals[0][1]:
+        return torch.full((n,), intervals[0][0], dtype=dtype, device=generator.device)
     draw = torch.rand(n, generator=generator, device=generator.device, dtype=dtype)
     if len(intervals) == 1:
         low, high = intervals[0]
@@ -115,9 +120,10 @@ class ClassicControlConfig(FamilyConfig):
     reference_rollouts: int = 4
     """Monte-Carlo trials per task when estimating the random and oracle reference scores."""
 
-    RANGE_PRESETS: ClassVar[dict[str, dict[str, Intervals]]] = {}
-    """Named parameter ranges beside 'suite' (the ``*_range`` fields): preset -> constant ->
-    intervals. A family offering presets declares ``ranges = choice('suite', ...)``."""
+    RANGE_PRESETS: ClassVar[dict[str, dict[str, Intervals | str]]] = {}
+    """Named parameter ranges beside 'suite' (the ``*_range`` fields): preset -> ``*_range``
+    field -> its intervals, or the name of the field whose draw it shares (tied). A family
+    offering presets declares ``ranges = choice('suite', ...)``."""
 
     def __post_init__(self):
         for key in ("episodes", "max_steps", "reference_rollouts"):
@@ -135,8 +141,9 @@ class ClassicControlConfig(FamilyConfig):
                         f"fixes every range); use task.ranges=suite",
                     )
 
-    def intervals(self, key: str) -> Intervals:
-        """The intervals the constant of the ``key`` field (``<name>_range``) is drawn from."""
+    def intervals(self, key: str) -> Intervals | str:
+        """The intervals the constant of the ``key`` field (``<name>_range``) is drawn from, or
+        the name of the field whose draw it shares."""
         preset = getattr(self, "ranges", "suite")
         if preset == "suite":
             low, high = (float(v) for v in getattr(self, key))
@@ -179,7 +186,12 @@ class ClassicControlFamily(TaskFamily):
         tasks = {}
         for key in self.config.ranged_keys():
             intervals = self.config.intervals(key)
-            tasks[key.removesuffix("_range")] = sample_union(intervals, n, generator, self.dtype)
+            if isinstance(intervals, str):  # tied: the named constant's draw (declared before)
+                tasks[key.removesuffix("_range")] = tasks[intervals.removesuffix("_range")].clone()
+            else:
+                tasks[key.removesuffix("_range")] = sample_union(
+                    intervals, n, generator, self.dtype
+                )
         return tasks
 
     def uniform_state(

@@ -11,8 +11,8 @@ reinforcement learning" (their sunblaze_envs code): length and mass [0.75, 1.25]
 [0.5, 0.75] u [1.25, 1.5] (E, uniform over the union); gravity stays at gymnasium's 10.0.
 Success: not a return threshold. Packer et al.'s code counts an episode (200 steps) a success if
 the pendulum ends it with at least 100 consecutive steps within pi/3 of upright
-(:meth:`PendulumParams.success`, from the angles after each step); this is read from their
-environment code, the paper's text was not checked here.
+(``success_steps`` and :meth:`PendulumParams.success_signal`, from the angle after each step);
+this is read from their environment code, the paper's text was not checked here.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ class PendulumParams(ClassicControlFamily):
     MAX_SPEED = 8.0
     UPRIGHT_ANGLE = math.pi / 3
     """Packer et al.'s success: within this angle of upright ..."""
-    UPRIGHT_STEPS = 100
+    success_steps = 100
     """... for at least this many consecutive steps at the end of the episode."""
 
     @property
@@ -124,18 +124,9 @@ class PendulumParams(ClassicControlFamily):
         terminated = torch.zeros_like(th, dtype=torch.bool)
         return {"s": torch.stack([newth, newthdot], 1)}, (-costs).float(), terminated
 
-    def success(self, angles: torch.Tensor) -> torch.Tensor:
-        """Packer et al.'s success of each episode: it ends with >= 100 consecutive steps upright.
-
-        Args:
-            angles: theta after each step of the episodes, [n, steps] (0 is upright).
-
-        Returns:
-            bool [n]: the last ``UPRIGHT_STEPS`` or more angles are within pi/3 of upright.
-        """
-        upright = angle_normalize(angles).abs() <= self.UPRIGHT_ANGLE
-        trailing = torch.cumprod(upright.flip(1).long(), 1).sum(1)
-        return trailing >= self.UPRIGHT_STEPS
+    def success_signal(self, tasks, state, terminated):
+        """The angle the step reached is within pi/3 of upright (0)."""
+        return angle_normalize(state["s"][:, 0]).abs() <= self.UPRIGHT_ANGLE
 
     def oracle_action(self, tasks: TaskBatch, state: EnvState) -> torch.Tensor:
         th, thdot = state["s"].unbind(1)
