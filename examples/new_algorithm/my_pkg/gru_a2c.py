@@ -55,8 +55,9 @@ class GRUA2CConfig(SegmentedActorCriticConfig):
     """Scale each batch's advantages to zero mean and unit variance."""
     policy_init_gain: float | None = 1.0
     """Orthogonal-init gain of the policy head."""
-    gae_lambda: float = 0.95
-    """GAE lambda: 1 gives Monte Carlo advantages, 0 one-step TD errors."""
+    gae_lambda: float = 1.0
+    """GAE lambda: 1 gives n-step (Monte Carlo within the segment) advantages, 0 one-step TD
+    errors; in between trades the advantages' variance for the critic's bias."""
 
     def __post_init__(self):
         super().__post_init__()
