@@ -123,7 +123,12 @@ def report_from_records(records: pd.DataFrame, baseline: str | None, sources: li
 
 
 def summarised_report(
-    name: str, experiment: str, runs: pd.DataFrame, baseline: str | None, origin: str
+    name: str,
+    experiment: str,
+    runs: pd.DataFrame,
+    baseline: str | None,
+    origin: str,
+    with_baseline: bool = True,
 ) -> Report:
     """A :class:`Report` of ``runs`` with its tidy frame, baseline and summary.
 
@@ -133,10 +138,12 @@ def summarised_report(
         runs: one row per run (:func:`benchmark.reporting.runs.select_runs` columns at least).
         baseline: the P(improvement) baseline; None means ``a2c`` where it has runs.
         origin: the sentence's subject naming the runs' source in markdown.
+        with_baseline: False: no P(improvement) over one baseline (a caller adds its own).
     """
     report = Report(re.sub(r"[^\w.-]+", "_", name), experiment, runs, tidy_frame(runs), None)
     report.origin = origin
-    report.baseline = _choose_baseline(runs, baseline, report.notes)
+    if with_baseline:
+        report.baseline = _choose_baseline(runs, baseline, report.notes)
     report.summary = summarise(report.tidy, report.baseline)
     report.trials = sorted({int(t) for t in runs["trials"].dropna()})
     return report

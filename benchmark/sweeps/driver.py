@@ -66,6 +66,7 @@ from benchmark.sweeps.outbox import (
 )
 from benchmark.sweeps.progress import SweepProgress
 from benchmark.sweeps.worker import Job
+from tasks import TASKS, get_task_class
 
 HEARTBEAT_SECONDS = 30.0
 RESUMED = "metarl.resumed_from_env_steps"
@@ -171,7 +172,11 @@ class SweepDriver:
         # Asked again: the kept results may have finished some of the runs that were RUNNING.
         live, dead = check_drivers(self.client, self.experiment_id, self.sweep.name)
         reap_dead_drivers(self.client, self.experiment_id, live, dead)
-        finished = {run.data.tags.get("config_hash") for run in self._children("FINISHED")}
+        finished = {
+            run.data.tags.get("config_hash")
+            for run in self._children("FINISHED")
+            if current_version(run.data.tags)
+        }
         todo = [job for job in self.sweep.jobs if job.config_hash not in finished]
         # Long runs first: training before the quick classical evaluations fills the workers.
         todo.sort(key=lambda job: job.kind != "learned")
@@ -395,6 +400,18 @@ class SweepDriver:
             if not is_transient(error):
                 raise
             self._went_away(error)
+
+
+def current_version(tags: dict[str, str]) -> bool:
+    """Whether a run's family version (tag ``task_version``, 1 when absent) is this checkout's:
+    a run of an older version of its family counts as not finished, and runs again.
+
+    Args:
+        tags: the run's tags.
+    """
+    task = tags.get("task", "")
+    current = get_task_class(task).version if task in TASKS else 1
+    return tags.get("task_version", "1") == str(current)
 
 
 def _param_value(value: Any) -> str:
