@@ -145,6 +145,8 @@ def add_study_commands(command: Callable[..., OneLineParser]) -> None:
         "--export-runs", metavar="FILE", default=None, help="merge the runs' records into this CSV"
     )
 
+    add_compare_command(command)
+
     perf = command("perf", "training speed against the plain PyTorch parity loop", "json")
     perf.add_argument("--quick", action="store_true", help="fewer repetitions (for tests)")
     perf.add_argument(
@@ -153,6 +155,37 @@ def add_study_commands(command: Callable[..., OneLineParser]) -> None:
         help="instead: seconds of training for rl2 and lstm-a2c to reach 95%% of Gittins on "
         "5 arms x 100 pulls (3 seeds; about half an hour)",
     )
+
+
+def add_compare_command(command: Callable[..., OneLineParser]) -> None:
+    """The parser of ``compare``, made by :func:`command_parsers`'s maker.
+
+    Args:
+        command: makes a command's parser from its name, help text and shared options.
+    """
+    compare = command("compare", "run one algorithm and set it beside the stored baselines")
+    compare.add_argument("algo", help="a registered algorithm or module:Class")
+    compare.add_argument(
+        "--against",
+        nargs="+",
+        metavar="FILE|EXPERIMENT",
+        default=None,
+        help="run-record CSVs, globs or an MLflow experiment (default: results/reference/*.csv)",
+    )
+    compare.add_argument("--families", nargs="+", default=None, help="only these families")
+    compare.add_argument(
+        "--settings", nargs="+", default=None, help="only settings with these words, e.g. 'arms=5'"
+    )
+    compare.add_argument("--seeds", type=int, default=None, help="the first N stored seeds")
+    compare.add_argument("--budget", type=int, default=None, help="env steps for the algorithm")
+    compare.add_argument(
+        "--allow-mismatch", action="store_true", help="show rows of another protocol, marked"
+    )
+    compare.add_argument("--format", default="markdown", help="markdown, csv, latex or json")
+    compare.add_argument("--out", default=None, help="also write the table to this file")
+    compare.add_argument("--launcher", default="local", help="local (process pool) or ray")
+    compare.add_argument("--workers", type=int, default=None, help="parallel runs (default: cores)")
+    compare.add_argument("--ray-address", default=None, help="Ray cluster to join (default: local)")
 
 
 def parse_arguments(argv: list[str]) -> argparse.Namespace:

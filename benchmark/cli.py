@@ -211,6 +211,14 @@ def cmd_table(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Run one algorithm on the stored baselines' protocol; print it beside them, with verdicts."""
+    from benchmark.run.tracking import resolve_tracking_uri
+    from benchmark.sweeps.compare import compare_command
+
+    return compare_command(args.algo, vars(args), resolve_tracking_uri(args.tracking_uri))
+
+
 def cmd_perf(args: argparse.Namespace) -> int:
     """Measure training speed against the plain-PyTorch parity loop."""
     from benchmark.studies.perf import format_table, run_perf
@@ -244,6 +252,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "perf": cmd_perf,
     "sweep": cmd_sweep,
     "table": cmd_table,
+    "compare": cmd_compare,
     "reproduce": cmd_reproduce,
 }
 
