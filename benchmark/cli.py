@@ -146,7 +146,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         out=args.out,
         seed=args.seed,
         workers=args.workers,
-        skip_rl2=args.skip_rl2,
+        columns=args.columns,
         tracking_uri=args.tracking_uri,
         experiment=args.experiment,
     )

@@ -66,8 +66,8 @@ def learned_numbers() -> dict[str, dict]:
 
 
 REPRODUCE = {
-    "rl2-table1": ["--settings", "10x5", "--skip-rl2"],
-    "rl2-table2": ["--settings", "10", "--skip-rl2"],
+    "rl2-table1": ["--settings", "10x5", "--columns", "classical"],
+    "rl2-table2": ["--settings", "10", "--columns", "classical"],
 }
 CELL = ("mean", "stderr", "trials", "z", "flagged", "tuned")
 
@@ -76,13 +76,16 @@ def reproduce_numbers(out: Path) -> dict[str, list[dict]]:
     """Both ``reproduce … --budget smoke`` tables' classical cells (timings left out)."""
     import pandas as pd
 
+    from benchmark.studies.registry import get_table
+
     numbers = {}
     for table, options in REPRODUCE.items():
         argv = ["reproduce", table, "--budget", "smoke", *options, "--out", str(out), "--json"]
         summary = cli_json([*argv, "--workers", "1"])
         assert summary is not None, table
         frame = pd.read_csv(summary["csv"], keep_default_na=False)
-        rows = frame[["column", *CELL]].to_dict(orient="records")
+        classical = [column.name for column in get_table(table).classical_columns]
+        rows = frame[frame["column"].isin(classical)][["column", *CELL]].to_dict(orient="records")
         numbers[table] = [{key: _plain(value) for key, value in row.items()} for row in rows]
     return numbers
 

@@ -148,16 +148,25 @@ def test_smoke_budget_end_to_end(tracking_uri, tmp_path, capsys, monkeypatch):
     code = main([*argv, "--trials", "40", "--workers", "1", "--out", str(out)])
     assert code == 0
     printed = capsys.readouterr().out
-    assert "| 10 | 0.482 · " in printed and "0.752 · not run" in printed
+    assert "| 10 | 0.482 · " in printed and "| 0.752 · " in printed
     with open(out / "rl2_table2.csv", newline="") as handle:
         rows = {row["column"]: row for row in csv.DictReader(handle)}
     diagnostic = SPEC.diagnostics[0].name
     assert list(rows) == [column.name for column in SPEC.columns] + [diagnostic]
     assert rows[diagnostic]["tuned"].startswith("eps=") and rows[diagnostic]["rescaled_z"]
-    assert "## Rescaled by the Random column" in (out / "rl2_table2.md").read_text()
+    markdown = (out / "rl2_table2.md").read_text()
+    assert "## Rescaled by the Random column" in markdown
+    assert "## RL² against OPSRL: the published ordering" in markdown
     assert 0.3 < float(rows["Random"]["mean"]) < 0.6 and rows["Random"]["trials"] == "40"
     assert float(rows["PSRL"]["mean"]) > float(rows["Random"]["mean"])
-    assert rows["OPSRL"]["tuned"].startswith("samples=") and rows["RL2"]["note"] == "not run"
+    assert rows["OPSRL"]["tuned"].startswith("samples=")
+    # The learned columns (smoke: one seed of 2000 env steps): normalised, raw and rescaled.
+    for column in ("RL2", "LSTM-A2C"):
+        learned = rows[column]
+        assert learned["seeds"] == "0" and learned["trials"] == "40"
+        ratio = float(learned["mean"]) / float(learned["vs_random"])  # our random / oracle
+        factor = ratio / float(learned["random_published"])
+        assert float(learned["rescaled"]) == pytest.approx(float(learned["mean"]) / factor, 1e-4)
     run = MlflowClient(tracking_uri).search_runs(
         [MlflowClient(tracking_uri).get_experiment_by_name("reproduce").experiment_id]
     )[0]

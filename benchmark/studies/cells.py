@@ -4,6 +4,12 @@ z = (ours - published) / sqrt(SE_ours^2 + SE_published^2 + rounding^2). SE_publi
 per-trial standard deviation over sqrt(1000): the papers evaluated 1000 trials and printed no error
 bars. rounding is the SD of the published rounding (:attr:`TableSpec.rounding_sd`). |z| > 3 is
 flagged.
+
+A learned cell is the runs of several seeds: its ``mean`` is their mean and its ``stderr`` the
+standard error over seeds (with one seed, that run's standard error over trials); ``trial_stderr``
+(the runs' mean standard error over trials) gives the published value's per-trial spread. Its
+second number is the paper's selection rule: the seed with the best training return, evaluated on
+its held-out trials (``selected_*``).
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ class Cell:
     """The classical strategy or learned algorithm that played the cell."""
     published: float | None = None
     """The published value (None: unpublished)."""
+    published_se: float | None = None
+    """The published standard error, where the paper printed one."""
     rounding_sd: float = 0.0
     """SD of the published value's rounding."""
     mean: float | None = None
@@ -53,6 +61,28 @@ class Cell:
     """The published value of this row's random-policy column (for :attr:`rescaled`)."""
     random_published_se: float | None = None
     """Uncertainty of that value (its 1000-trial SE estimated from our random cell, rounding)."""
+    seeds: tuple[int, ...] = ()
+    """The seeds of a learned cell's runs (empty for a classical cell)."""
+    ci95: float | None = None
+    """Half-width of the 95% Student-t interval of a learned cell's mean over its seeds."""
+    trial_stderr: float | None = None
+    """A learned cell's mean standard error over trials of its runs (None: ``stderr`` is one)."""
+    selected_seed: int | None = None
+    """The seed with the best training return (the paper's selection rule)."""
+    selected_mean: float | None = None
+    """That seed's held-out score."""
+    selected_stderr: float | None = None
+    """Its standard error over trials."""
+    env_steps: int | None = None
+    """Env steps each run of a learned cell trained for (the largest when they differ)."""
+    cpu_seconds: float | None = None
+    """CPU seconds of a learned cell's runs, summed (``seconds`` is their wall time, summed)."""
+    commit: str = ""
+    """The commit(s) the learned cell's runs ran at."""
+    comparable: bool = True
+    """False where the published value comes from another task (no z, never flagged)."""
+    footnote: str = ""
+    """A footnote carried from the invocation that measured the cell (merged cells keep theirs)."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -61,12 +91,16 @@ class Cell:
 
     def _published_sd(self) -> float:
         """The published value's 1000-trial SE (from our per-trial spread) with rounding."""
-        published_se = self.stderr * math.sqrt(self.trials) / math.sqrt(PUBLISHED_TRIALS)
+        per_trial = self.trial_stderr
+        if per_trial is None or not math.isfinite(per_trial):
+            per_trial = self.stderr
+        published_se = per_trial * math.sqrt(self.trials) / math.sqrt(PUBLISHED_TRIALS)
         return math.sqrt(published_se**2 + self.rounding_sd**2)
 
     def _comparable(self) -> bool:
         return (
-            self.mean is not None
+            self.comparable
+            and self.mean is not None
             and self.published is not None
             and self.stderr is not None
             and math.isfinite(self.stderr)
@@ -110,10 +144,19 @@ class Cell:
             return None
         return (self.rescaled - self.published) / math.hypot(self.rescaled_se, self._published_sd())
 
+    @property
+    def selected_z(self) -> float | None:
+        """(selected seed's score - published) in combined standard errors; None without both."""
+        if self.selected_mean is None or not self._comparable():
+            return None
+        scale = math.hypot(self.selected_stderr or 0.0, self._published_sd())
+        return (self.selected_mean - self.published) / scale
+
     def record(self) -> dict[str, Any]:
         """The cell as a flat dict: setting name and parameters, fields, z and rescaled values."""
         fields = {k: v for k, v in vars(self).items() if k not in ("setting", "rounding_sd")}
-        derived = ("z", "flagged", "rescaled", "rescaled_se", "rescaled_z")
+        fields["seeds"] = " ".join(str(seed) for seed in self.seeds)
+        derived = ("z", "flagged", "rescaled", "rescaled_se", "rescaled_z", "selected_z")
         return (
             {"setting": self.setting.name, **self.setting.task()}
             | fields

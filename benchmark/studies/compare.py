@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from benchmark.studies.cells import PUBLISHED_TRIALS, Cell, Results
-from benchmark.studies.inputs import Run
+from benchmark.studies.inputs import Run, published_errors
 from benchmark.studies.spec import Column, Setting, TableSpec
 
 
@@ -26,6 +26,7 @@ def complete_table(
         published: setting name -> column -> published value.
     """
     by_key = {cell.key: cell for cell in cells}
+    errors = published_errors(run.spec)
     table = []
     for setting in run.settings:
         row = [
@@ -33,6 +34,8 @@ def complete_table(
             for column in run.spec.columns
         ]
         table += compare_row(run.spec, row, by_key, published[setting.name])
+        for cell in row:
+            cell.published_se = errors[setting.name].get(cell.column)
     return table
 
 
@@ -91,8 +94,9 @@ def reference_factors(table: list[Cell], column: str) -> dict[str, float]:
 def footnotes(spec: TableSpec, results: Results) -> tuple[dict[tuple[str, str], int], list[str]]:
     """The footnote number of every flagged cell, and the footnote texts (each once).
 
-    A flagged cell gets the text of the spec's first footnote rule that explains it, else the
-    spec's ``unexplained`` text.
+    A flagged cell gets the footnote it carries from the invocation that measured it (a merged
+    cell), else the text of the spec's first footnote rule that explains it, else the spec's
+    ``unexplained`` text.
     """
     texts: list[str] = []
     refs: dict[tuple[str, str], int] = {}
@@ -100,7 +104,7 @@ def footnotes(spec: TableSpec, results: Results) -> tuple[dict[tuple[str, str], 
         if not cell.flagged:
             continue
         reasons = (rule(cell, results) for rule in spec.footnote_rules)
-        text = next((reason for reason in reasons if reason is not None), spec.unexplained)
+        text = cell.footnote or next((r for r in reasons if r is not None), spec.unexplained)
         texts += [] if text in texts else [text]
         refs[cell.key] = texts.index(text) + 1
     return refs, texts

@@ -13,7 +13,7 @@ from typing import Any
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from benchmark.run.config import merge_checked
+from benchmark.run.config import check_seed, merge_checked
 from benchmark.studies.spec import Setting, TableSpec
 from tasks import ConfigError, require
 
@@ -34,8 +34,17 @@ class Budget:
     """Settings (by name) whose learned columns are trained."""
     learned_overrides: list[str] = field(default_factory=list)
     """``key=value`` overrides of the learned runs on top of their own configs."""
+    seeds: list[int] = field(default_factory=lambda: [0])
+    """Training seeds of every learned cell (each seed's run is evaluated on its own ``test``
+    stream)."""
 
     def __post_init__(self):
+        require(
+            bool(self.seeds) and len(set(self.seeds)) == len(self.seeds),
+            f"budget seeds must be distinct and at least one, got {self.seeds}",
+        )
+        for seed in self.seeds:
+            check_seed(seed, "budget seeds")
         counts = {"trials": self.trials, "tune_trials": self.tune_trials}
         counts |= {f"strategy_tune_trials.{k}": v for k, v in self.strategy_tune_trials.items()}
         for key, value in counts.items():
@@ -60,8 +69,30 @@ class Run:
     workers: int
     """Processes for the classical jobs (1 runs them in this process)."""
     settings: list[Setting]
+    """The rows of the report (the measured ones, then those merged from an earlier report)."""
+    columns: str = "all"
+    """The columns this invocation computes: ``learned``, ``classical`` or ``all``."""
+    measured: list[Setting] = field(default_factory=list)
+    """The settings this invocation computes (the rows it was asked for)."""
     notes: list[str] = field(default_factory=list)
     """Notes of this invocation printed under the report."""
+
+    def __post_init__(self):
+        self.measured = self.measured or list(self.settings)
+
+    @property
+    def trains(self) -> bool:
+        """True when this invocation trains the learned columns' missing runs."""
+        return self.columns in ("learned", "all")
+
+    @property
+    def evaluates(self) -> bool:
+        """True when this invocation tunes and evaluates the classical columns."""
+        return self.columns in ("classical", "all")
+
+
+COLUMN_CHOICES = ("all", "learned", "classical")
+"""What ``reproduce --columns`` may compute."""
 
 
 def load_budget(spec: TableSpec, name: str) -> Budget:
@@ -120,9 +151,27 @@ def parse_settings(spec: TableSpec, names: list[str] | None) -> list[Setting]:
     return [by_name[name] for name in dict.fromkeys(names)]
 
 
+PUBLISHED_SE = " SE"
+"""Suffix of a published CSV column holding the standard error of the column it names."""
+
+
 def published_table(spec: TableSpec) -> dict[str, dict[str, float]]:
     """The published numbers: setting name -> column -> value (a column left out is unpublished)."""
-    return {setting.name: values for setting, values in _published_rows(spec)}
+    return {
+        setting.name: {k: v for k, v in values.items() if not k.endswith(PUBLISHED_SE)}
+        for setting, values in _published_rows(spec)
+    }
+
+
+def published_errors(spec: TableSpec) -> dict[str, dict[str, float]]:
+    """The published standard errors where the paper printed them (``<column> SE`` columns):
+    setting name -> column -> SE."""
+    return {
+        setting.name: {
+            k.removesuffix(PUBLISHED_SE): v for k, v in values.items() if k.endswith(PUBLISHED_SE)
+        }
+        for setting, values in _published_rows(spec)
+    }
 
 
 def _published_rows(spec: TableSpec) -> list[tuple[Setting, dict[str, float]]]:
@@ -131,5 +180,6 @@ def _published_rows(spec: TableSpec) -> list[tuple[Setting, dict[str, float]]]:
         for row in csv.DictReader(handle):
             params = tuple((param, int(row.pop(key))) for key, param in spec.setting_params)
             setting = Setting(spec.setting_name.format(**dict(params)), params)
-            rows.append((setting, {column: float(value) for column, value in row.items()}))
+            values = {column: float(value) for column, value in row.items() if value != ""}
+            rows.append((setting, values))
     return rows

@@ -6,6 +6,7 @@ suite's experiment-kind tag like every other experiment the suite creates.
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,7 @@ def log_to_mlflow(
     metrics = [Metric(key, meta[key], stamp, 0) for key in timings]
     params = [Param(key, str(value)) for key, value in invocation_params(run).items()]
     for cell in results.table:
-        prefix = f"{cell.setting.name}/{cell.column}"
+        prefix = metric_name(f"{cell.setting.name}/{cell.column}")
         values = {"mean": cell.mean, "stderr": cell.stderr, "z": cell.z}
         values["rescaled_z"] = cell.rescaled_z
         metrics += [
@@ -64,6 +65,11 @@ def log_to_mlflow(
         client.log_artifact(run_id, str(path))
     client.set_terminated(run_id, "FINISHED")
     return run_id
+
+
+def metric_name(text: str) -> str:
+    """``text`` with each character MLflow refuses in a metric or param name (``%``) as ``_``."""
+    return re.sub(r"[^\w\-. :/]", "_", text)
 
 
 def invocation_params(run: Run) -> dict[str, Any]:

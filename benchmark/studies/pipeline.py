@@ -1,9 +1,14 @@
 """``metarl-bench reproduce TABLE``: one pipeline for every published table.
 
 tune -> evaluate (the classical cells, :mod:`benchmark.studies.classical`) -> train (the learned
-columns, :mod:`benchmark.studies.learned`) -> compare (published values, z, the spec's evidence
-and footnotes, :mod:`benchmark.studies.compare`) -> render (``<out>/<table>.md`` and ``.csv``,
+runs missing from the ledger, :mod:`benchmark.studies.ledger`; the cells over seeds,
+:mod:`benchmark.studies.learned`) -> compare (published values, z, the spec's evidence and
+footnotes, :mod:`benchmark.studies.compare`) -> render (``<out>/<table>.md`` and ``.csv``,
 :mod:`benchmark.studies.render`) -> log (one MLflow run, :mod:`benchmark.studies.log`).
+
+Results accumulate: the classical cells of settings this invocation does not evaluate are taken
+from the existing ``<out>/<table>.csv``, and the learned cells always come from the ledger
+``<out>/ledgers/<table>.csv``, so ``--settings`` and ``--columns`` add cells to the report.
 """
 
 from __future__ import annotations
@@ -17,10 +22,18 @@ from benchmark.run.tracking import git_tags, resolve_tracking_uri
 from benchmark.studies.cells import Results
 from benchmark.studies.classical import cpu_seconds, run_classical
 from benchmark.studies.compare import complete_diagnostics, complete_table, footnotes
-from benchmark.studies.inputs import Run, load_budget, parse_settings, published_table
+from benchmark.studies.inputs import (
+    COLUMN_CHOICES,
+    Run,
+    all_settings,
+    load_budget,
+    parse_settings,
+    published_table,
+)
 from benchmark.studies.learned import learned_cells, learned_note
+from benchmark.studies.ledger import read_ledger, train_missing
 from benchmark.studies.log import log_to_mlflow
-from benchmark.studies.render import format_markdown, write_csv
+from benchmark.studies.render import format_markdown, read_report, write_csv
 from benchmark.studies.spec import TableSpec
 from tasks import require
 
@@ -32,6 +45,7 @@ def start_run(
     settings: list[str] | None,
     seed: int,
     workers: int,
+    columns: str = "all",
 ) -> Run:
     """The invocation, validated before anything is computed or written.
 
@@ -42,13 +56,18 @@ def start_run(
         settings: setting names; None or empty for all.
         seed: seed of the tuning and evaluation streams.
         workers: processes for the classical cells.
+        columns: ``all``, ``learned`` or ``classical``: what this invocation computes.
     """
+    require(
+        columns in COLUMN_CHOICES,
+        f"unknown --columns '{columns}'; valid: {', '.join(COLUMN_CHOICES)}",
+    )
     chosen = load_budget(spec, budget)
     trials = chosen.trials if trials is None else trials
     require(trials >= 1, f"--trials must be >= 1, got {trials}")
     require(workers >= 1, f"--workers must be >= 1, got {workers}")
     rows = parse_settings(spec, settings)
-    return Run(spec, budget, chosen, trials, seed, workers, rows)
+    return Run(spec, budget, chosen, trials, seed, workers, rows, columns)
 
 
 def reproduce(
@@ -59,7 +78,7 @@ def reproduce(
     out: str | Path = "results",
     seed: int = 0,
     workers: int = 2,
-    skip_rl2: bool = False,
+    columns: str = "all",
     tracking_uri: str | None = None,
     experiment: str = "reproduce",
 ) -> dict[str, Any]:
@@ -73,19 +92,21 @@ def reproduce(
         out: directory of the written table.
         seed: seed of the tuning and evaluation streams (and of the learned runs).
         workers: processes for the classical cells.
-        skip_rl2: do not train the learned columns.
+        columns: ``all``, ``learned`` (train the missing learned runs only) or ``classical``
+            (evaluate the classical cells only); the other columns come from the existing report
+            and ledger in ``out``.
         tracking_uri: MLflow store (default: sqlite in the working directory).
         experiment: MLflow experiment.
 
     Returns:
         the paths written, the MLflow run id, timings and the cells.
     """
-    run = start_run(spec, budget, trials, settings, seed, workers)
+    run = start_run(spec, budget, trials, settings, seed, workers, columns)
     uri = resolve_tracking_uri(tracking_uri)
     started = time.perf_counter()
-    results, timings = measure(run, uri, experiment, skip_rl2)
+    results, timings = measure(run, uri, experiment, Path(out))
     meta = {
-        "command": command_line(run, settings, skip_rl2),
+        "command": command_line(run, settings),
         "cpu_count": multiprocessing.cpu_count(),
         "git_commit": git_tags()["git_commit"],
         **timings,
@@ -105,27 +126,31 @@ def reproduce(
 
 
 def measure(
-    run: Run, tracking_uri: str, experiment: str, skip_learned: bool
+    run: Run, tracking_uri: str, experiment: str, out: Path
 ) -> tuple[Results, dict[str, float]]:
-    """Tune and evaluate the classical cells, train the learned ones, compare with the published
-    table and gather the spec's evidence; return the results and the classical cells' timings.
+    """Tune and evaluate the classical cells, train the learned runs missing from the ledger,
+    merge both with the earlier report in ``out``, compare with the published table and gather the
+    spec's evidence; return the results and the classical cells' timings.
 
     Args:
-        run: the invocation.
+        run: the invocation (its rows become the measured and the merged settings).
         tracking_uri: MLflow store of the learned runs.
         experiment: MLflow experiment of the learned runs.
-        skip_learned: leave the learned columns "not run".
+        out: the report's folder (the earlier report and the ledger are read from it).
     """
     published = published_table(run.spec)
     started, cpu_started = time.perf_counter(), cpu_seconds()
-    cells = run_classical(run)
+    cells = run_classical(run) if run.evaluates else []
     timings = {
         "classical_seconds": time.perf_counter() - started,
         "classical_cpu_seconds": cpu_seconds() - cpu_started,
     }
-    run.notes += [learned_note(run, c, skip_learned) for c in run.spec.learned_columns]
-    if not skip_learned:
-        cells += learned_cells(run, tracking_uri, experiment)
+    cells += merge_earlier(run, cells, out / f"{run.spec.stem}.csv")
+    path = run.spec.ledger(out)
+    ledger = train_missing(run, path, tracking_uri, experiment) if run.trains else read_ledger(path)
+    algorithms = {column.algorithm: column for column in run.spec.learned_columns}
+    run.notes += [learned_note(run, column) for column in algorithms.values()]
+    cells += learned_cells(run, ledger)
     results = Results(
         complete_table(run, cells, published), complete_diagnostics(run, cells, published)
     )
@@ -134,22 +159,40 @@ def measure(
     return results, timings
 
 
+def merge_earlier(run: Run, cells: list, report: Path) -> list:
+    """The earlier report's classical cells that this invocation did not measure; the run's rows
+    become every setting of either, in the published order."""
+    if not report.is_file():
+        return []
+    measured = {cell.key for cell in cells}
+    rows, stored = read_report(run.spec, report)
+    earlier = [cell for cell in stored if cell.key not in measured]
+    names = {setting.name for setting in [*run.settings, *rows]}
+    run.settings = [setting for setting in all_settings(run.spec) if setting.name in names]
+    if earlier:
+        found = {cell.setting.name for cell in earlier}
+        rows = [setting.name for setting in run.settings if setting.name in found]
+        run.notes.append(
+            f"Classical cells of {', '.join(rows)} (settings or columns this invocation did not "
+            f"evaluate) are those of the earlier `{report}`, with its trials and seed."
+        )
+    return earlier
+
+
 def write_report(run: Run, results: Results, meta: dict[str, Any], folder: Path) -> list[Path]:
     """Write ``<folder>/<table>.md`` and ``.csv``; return both paths."""
     folder.mkdir(parents=True, exist_ok=True)
     markdown, table_csv = folder / f"{run.spec.stem}.md", folder / f"{run.spec.stem}.csv"
     markdown.write_text(format_markdown(run, results, meta))
-    write_csv(run.spec, [*results.table, *results.diagnostics], table_csv)
+    write_csv(run.spec, results, table_csv)
     return [markdown, table_csv]
 
 
-def command_line(run: Run, settings: list[str] | None, skip_rl2: bool) -> str:
+def command_line(run: Run, settings: list[str] | None) -> str:
     """The command that repeats this invocation."""
     parts = [f"metarl-bench reproduce {run.spec.name} --budget {run.budget_name}"]
     parts.append(f"--trials {run.trials}")
     if settings:
         parts.append("--settings " + " ".join(settings))
-    parts.append(f"--seed {run.seed} --workers {run.workers}")
-    if skip_rl2:
-        parts.append("--skip-rl2")
+    parts.append(f"--seed {run.seed} --workers {run.workers} --columns {run.columns}")
     return " ".join(parts)

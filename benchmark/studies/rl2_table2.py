@@ -11,9 +11,14 @@ eps / sqrt(k) in episode k. A flagged cell's footnote, each measured by the same
 - the shared offset: a cell within 3 SE once rescaled by the Random column says so;
 - eps-Greedy: where only the decaying diagnostic lands within 3 SE after rescaling, it says so;
 - anything else is unexplained, with its rescaled z in the "Rescaled" table.
+
+The learned columns (RL², LSTM-A2C) are shown raw and rescaled by the same Random-column factor,
+and a section checks the published ordering of RL² against OPSRL (:data:`PUBLISHED_ORDER`).
 """
 
 from __future__ import annotations
+
+import math
 
 from benchmark.run.tuning import EVAL_SPLIT
 from benchmark.studies.cells import FLAG_Z, Cell, Results
@@ -28,6 +33,12 @@ REFERENCE_MDPS = 20_000
 """MDPs of the ``test`` stream over which the Random footnote's exact expectation is computed."""
 RANDOM_RATIO = "random_ratio"
 """The evidence key of the documented generator's random / oracle and its SE."""
+PUBLISHED_ORDER = {"10": "ahead", "25": "ahead", "50": "level", "75": "behind", "100": "behind"}
+"""RL² against OPSRL in the published table, per setting (0.752 vs 0.694, 0.859 vs 0.819, 0.902
+vs 0.897, 0.918 vs 0.931, 0.922 vs 0.951): ahead at 10 and 25 episodes, level at 50, behind at
+75 and 100."""
+Z_95 = 1.959964
+"""The normal 97.5% quantile (OPSRL's interval over its trials)."""
 
 
 def cost(job: Job) -> float:
@@ -101,6 +112,63 @@ def decay_reason(cell: Cell, results: Results) -> str | None:
     return None
 
 
+def relation(difference: float, half_width: float) -> str:
+    """``ahead`` when the 95% interval of ``difference`` lies above 0, ``behind`` when below,
+    else ``level``."""
+    if difference - half_width > 0:
+        return "ahead"
+    if difference + half_width < 0:
+        return "behind"
+    return "level"
+
+
+def ordering(results: Results, column: str = "RL2", against: str = "OPSRL") -> list[dict]:
+    """Per setting with both cells measured: ``column`` minus ``against`` (raw normalised scores),
+    its 95% interval (``column``'s CI over seeds, or 1.96 SE with one seed, combined with
+    ``against``'s 1.96 SE over trials), our relation and the published one."""
+    cells = {cell.key: cell for cell in results.table}
+    rows = []
+    for name, published in PUBLISHED_ORDER.items():
+        ours, other = cells.get((name, column)), cells.get((name, against))
+        if ours is None or other is None or ours.mean is None or other.mean is None:
+            continue
+        ours_half = ours.ci95 if ours.ci95 is not None else Z_95 * ours.stderr
+        half = math.hypot(ours_half, Z_95 * other.stderr)
+        difference = ours.mean - other.mean
+        found = relation(difference, half)
+        rows.append(
+            {"setting": name, "difference": difference, "half_width": half, "ours": found,
+             "published": published, "reproduced": found == published, "n": len(ours.seeds)}
+        )  # fmt: skip
+    return rows
+
+
+def ordering_section(run: Run, results: Results) -> list[str]:
+    """The report's check of the published ordering of RL² against OPSRL."""
+    rows = ordering(results)
+    if not rows:
+        return []
+    lines = [
+        "",
+        "## RL² against OPSRL: the published ordering",
+        "",
+        "RL² minus OPSRL (normalised scores) with its 95% interval (RL²'s Student-t CI over "
+        "seeds, or 1.96 SE with one seed, combined with 1.96 SE of OPSRL over trials): ahead, "
+        "level (the interval covers 0) or behind.",
+        "",
+        "| episodes | published | ours: RL² − OPSRL | ours | reproduced |",
+        "|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['setting']} | {row['published']} | {row['difference']:+.3f} ± "
+            f"{row['half_width']:.3f} (n={row['n']}) | {row['ours']} | "
+            f"{'yes' if row['reproduced'] else 'no'} |"
+        )
+    matched = sum(row["reproduced"] for row in rows)
+    return lines + ["", f"Published ordering reproduced at {matched} of {len(rows)} settings."]
+
+
 SPEC = TableSpec(
     name="rl2-table2",
     title="RL² Table 2 (random tabular MDPs, normalised)",
@@ -117,6 +185,7 @@ SPEC = TableSpec(
         Column("UCRL2", "ucrl2"),
         Column("BEB", "beb"),
         Column("RL2", algorithm="rl2"),
+        Column("LSTM-A2C", algorithm="lstm-a2c"),
     ),
     diagnostics=(
         Column(
@@ -142,5 +211,6 @@ SPEC = TableSpec(
     ),
     footnote_rules=(random_reason, offset_reason, decay_reason),
     evidence=(measure_random_ratio,),
+    sections=(ordering_section,),
 )
 """RL² Table 2."""

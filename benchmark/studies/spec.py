@@ -33,6 +33,8 @@ class Column:
     """Hyperparameters held fixed, e.g. a diagnostic variant's (``("decay", 0.5)``)."""
     compares: str | None = None
     """The published column a diagnostic column is compared with (None: its own name)."""
+    metric: str = "score"
+    """The per-run value a learned column shows (a key of the spec's ``run_metrics``)."""
 
     def __post_init__(self):
         if (self.strategy is None) == (self.algorithm is None):
@@ -106,11 +108,31 @@ class TableSpec:
     """``measure(run, results)``: measurements the footnotes cite, put in ``results.evidence``."""
     prepare: Callable[..., None] | None = None
     """``prepare(run, pool)`` before the classical jobs (e.g. index tables computed in the pool)."""
+    train_overrides: Callable[[Setting], list[str]] | None = None
+    """The task overrides of a setting's learned runs (None: the setting's own parameters)."""
+    run_metrics: Callable[..., dict[str, tuple[float, float]]] | None = None
+    """``run_metrics(setting, record) -> {metric: (value, SE over trials)}`` of one learned run
+    (None: ``score``, the run's mean total reward, over the oracle's where ``normalised``)."""
+    measure_run: Callable[..., dict[str, Any]] | None = None
+    """``measure_run(run, run_spec, run_id, tracking_uri) -> JSON-ready dict`` after a learned run:
+    the spec's own evaluations of the trained policy, kept in the ledger row (``measurements``)."""
+    sections: tuple[Callable[..., list[str]], ...] = ()
+    """``section(run, results) -> markdown lines`` added to the report after the tables."""
+    comparable: bool = True
+    """False: the published numbers come from another task; no z is computed or flagged."""
 
     @property
     def budget_file(self) -> Path:
         """The budget YAML."""
         return CONFIG_DIR / "reproduce" / f"{self.name}.yaml"
+
+    def ledger(self, out: str | Path) -> Path:
+        """The learned runs' ledger of run records under the report folder ``out``."""
+        return Path(out) / "ledgers" / f"{self.stem}.csv"
+
+    def learned_overrides(self, setting: Setting) -> list[str]:
+        """The task overrides of a learned run at ``setting``."""
+        return self.train_overrides(setting) if self.train_overrides else setting.overrides()
 
     @property
     def published_path(self) -> Path:
