@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from benchmark.studies import rl2_table1, rl2_table2
+from benchmark.studies import rl2_table1, rl2_table2, rl2_table3
 from benchmark.studies.spec import TableSpec
 from tasks import require
 
-TABLES: dict[str, TableSpec] = {spec.name: spec for spec in (rl2_table1.SPEC, rl2_table2.SPEC)}
+TABLES: dict[str, TableSpec] = {
+    spec.name: spec for spec in (rl2_table1.SPEC, rl2_table2.SPEC, rl2_table3.SPEC)
+}
 """Table name -> its spec."""
 
 
