@@ -13,11 +13,13 @@ A sweep file (the built-ins live in ``configs/sweeps/<name>.yaml``)::
     strategies:                    # classical: a name or {name, params}
       - random
       - {name: eps-greedy, params: {eps: 0.1}}
-    tasks:                         # a name, or {name, grid | variants, overrides}
+    tasks:                         # a name, or {name, grid | variants, overrides, requires}
       - name: bernoulli-bandit
         grid: {arms: [5, 10], pulls: [10]}       # every combination
       - name: dependent-bandit
         variants: [{difficulty: easy, pulls: 100}]
+      - name: hopper-params
+        requires: mujoco                         # left out, with a note, without the extra
     exclude:                       # pairs to leave out
       - {name: bayes-optimal, task: bernoulli-bandit, match: {pulls: 500}}
 
@@ -29,6 +31,7 @@ resolved and validated here, before anything starts; any problem is one ConfigEr
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -57,9 +60,13 @@ from benchmark.run.config import (
 )
 from benchmark.run.tracking import flatten
 from benchmark.sweeps.worker import Job
-from tasks import ConfigError, get_task_class, require
+from tasks import TASKS, ConfigError, get_task_class, require
+from tasks.mujoco.simulator import require_mujoco
 
 SWEEP_DIR = CONFIG_DIR / "sweeps"
+EXTRAS = {"mujoco": require_mujoco}
+"""Optional dependencies a task entry may name under ``requires``: each check raises a one-line
+ConfigError naming the family and the install command when the extra is missing."""
 SWEEP_KEYS = ("name", "description", "experiment", "seeds", "overrides", "algorithms")
 SWEEP_KEYS += ("strategies", "tasks", "exclude")
 CLI_SWEEP_KEYS = ("name", "experiment", "seeds")
@@ -79,6 +86,8 @@ class Sweep:
     source: str
     resolved: dict[str, Any] = field(default_factory=dict)
     """The sweep's settings after the command line's keys (logged with the parent run)."""
+    notes: list[str] = field(default_factory=list)
+    """One line per task entry left out because an extra it ``requires`` is not installed."""
 
 
 def sweep_names() -> list[str]:
@@ -105,9 +114,11 @@ def load_sweep(source: str, cli_overrides: list[str]) -> Sweep:
         _entry(e, ("name", "overrides", "cpus"), "algorithms") for e in _list(raw, "algorithms")
     ]
     strategies = [_entry(e, ("name", "params"), "strategies") for e in _list(raw, "strategies")]
-    tasks = [
-        _entry(e, ("name", "grid", "variants", "overrides"), "tasks") for e in _list(raw, "tasks")
-    ]
+    keys = ("name", "grid", "variants", "overrides", "requires")
+    tasks = [_entry(e, keys, "tasks") for e in _list(raw, "tasks")]
+    missing = [_missing_extra(task) for task in tasks]
+    notes = [note for note in missing if note]
+    tasks = [task for task, note in zip(tasks, missing, strict=True) if not note]
     require(algorithms or strategies, f"sweep '{name}' names no algorithms and no strategies")
     require(tasks, f"sweep '{name}' names no tasks")
     exclude = [_entry(e, ("name", "task", "match"), "exclude") for e in _list(raw, "exclude")]
@@ -125,7 +136,23 @@ def load_sweep(source: str, cli_overrides: list[str]) -> Sweep:
     _check_strategies_used(strategies, jobs)
     resolved = {**raw, "name": name, "seeds": seeds, "cli_overrides": list(cli_overrides)}
     experiment = str(raw.get("experiment") or name)
-    return Sweep(name, experiment, seeds, _unique(jobs), str(path), resolved)
+    return Sweep(name, experiment, seeds, _unique(jobs), str(path), resolved, notes)
+
+
+def _missing_extra(task: dict[str, Any]) -> str:
+    """A note when the extra the task entry ``requires`` is not installed, else ""."""
+    extra = task.get("requires")
+    if extra is None:
+        return ""
+    require(
+        extra in EXTRAS,
+        f"tasks.{task['name']}.requires must be one of {', '.join(EXTRAS)}, got {extra!r}",
+    )
+    try:
+        EXTRAS[extra](task["name"])
+    except ConfigError as error:
+        return f"note: {task['name']} is left out: {error}"
+    return ""
 
 
 def _read_yaml(source: str) -> tuple[dict[str, Any], Path]:
@@ -284,7 +311,7 @@ def _classical_jobs(strategies, exclude, task, setting, shared, run_overrides, s
             config["eval"] = {"trials": evaluation["trials"], "seed": eval_seed}
             if evaluation["task"]:
                 config["eval"]["task"] = evaluation["task"]
-            identity = json.dumps({"name": entry["name"], "task": task, **config}, sort_keys=True)
+            identity = json.dumps(_classical_identity(entry["name"], task, config), sort_keys=True)
             jobs.append(
                 Job(
                     kind="classical",
@@ -301,6 +328,19 @@ def _classical_jobs(strategies, exclude, task, setting, shared, run_overrides, s
                 )
             )
     return jobs
+
+
+def _classical_identity(name: str, task: str, config: dict[str, Any]) -> dict[str, Any]:
+    """What a classical job's hash covers: the strategy, its config (the task's parameters under
+    ``task``) and, where another family has the same parameter names (hopper-params and
+    halfcheetah-params), the family's name; the parameters alone identify every other family."""
+    identity = {"name": name, **config}
+    fields = {spec.name for spec in dataclasses.fields(get_task_class(task).Config)}
+    for other in TASKS:
+        other_fields = {spec.name for spec in dataclasses.fields(TASKS[other].Config)}
+        if other != task and other_fields == fields:
+            return {**identity, "family": task}
+    return identity
 
 
 def _eval_config(items: list[str]) -> dict[str, Any]:
