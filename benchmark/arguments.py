@@ -133,6 +133,11 @@ def add_study_commands(command: Callable[..., OneLineParser]) -> None:
     sweep.add_argument("--launcher", default="local", help="local (process pool) or ray")
     sweep.add_argument("--workers", type=int, default=None, help="parallel runs (default: cores)")
     sweep.add_argument("--ray-address", default=None, help="Ray cluster to join (default: local)")
+    sweep.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the grid and its estimated cost (runs, env steps, CPU-hours); start nothing",
+    )
 
     table = command("table", "comparison table of an experiment's runs", "experiment")
     table.add_argument("--baseline", default=None, help="P(improvement) baseline (default a2c)")
@@ -154,6 +159,14 @@ def add_study_commands(command: Callable[..., OneLineParser]) -> None:
 
     perf = command("perf", "training speed against the plain PyTorch parity loop", "json")
     perf.add_argument("--quick", action="store_true", help="fewer repetitions (for tests)")
+    perf.add_argument(
+        "--families",
+        nargs="*",
+        metavar="FAMILY",
+        default=None,
+        help="instead: rl2's env steps/s on these families (none named: every installed one), "
+        "written to results/throughput.csv and results/perf.md",
+    )
     perf.add_argument(
         "--time-to-quality",
         action="store_true",

@@ -168,6 +168,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     """
     from benchmark.sweeps.launchers import LocalLauncher, check_launcher
 
+    if args.dry_run:  # the grid and its cost only: no pool, no store
+        from benchmark.sweeps.cost import dry_run
+        from benchmark.sweeps.grid import load_sweep
+
+        print(dry_run(load_sweep(args.config, args.overrides)))
+        return 0
     check_launcher(args.launcher, args.workers, args.ray_address)
     pool = LocalLauncher(args.workers) if args.launcher == "local" else None
     try:
@@ -223,7 +229,15 @@ def cmd_perf(args: argparse.Namespace) -> int:
     """Measure training speed against the plain-PyTorch parity loop."""
     from benchmark.studies.perf import format_table, run_perf
 
-    if args.time_to_quality:
+    require(
+        args.families is None or not args.time_to_quality,
+        "perf takes --families or --time-to-quality, not both",
+    )
+    if args.families is not None:
+        from benchmark.studies.perf_families import run_family_perf
+
+        rows = run_family_perf(args.families, args.quick)
+    elif args.time_to_quality:
         from benchmark.studies.time_to_quality import time_to_quality_rows
 
         rows = time_to_quality_rows()

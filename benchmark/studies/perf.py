@@ -61,30 +61,39 @@ class _UpdateClock(pl.Callback):
             self.timer.mark()
 
 
-def train_timed(algo: str, overrides: list[str], updates: int, timer: IntervalTimer) -> Any:
-    """Train ``algo`` on bernoulli-bandit through the real Trainer, marking ``timer`` per update.
+def train_timed(
+    algo: str,
+    overrides: list[str],
+    updates: int,
+    timer: IntervalTimer,
+    task: str = "bernoulli-bandit",
+    warmup: int = 2,
+) -> Any:
+    """Train ``algo`` on ``task`` through the real Trainer, marking ``timer`` per update.
 
     Args:
         algo: registered algorithm name.
-        overrides: config overrides fixing the settings.
-        updates: measured updates (after 2 warm-up updates).
+        overrides: config overrides fixing the settings (after the pair's defaults).
+        updates: measured updates (after ``warmup`` warm-up updates).
         timer: receives one interval per measured update (rollout plus update).
+        task: the registered family.
+        warmup: updates before the first measured one.
 
     Returns:
         the trained module.
     """
-    spec = load_run_config(algo, "bernoulli-bandit", overrides)
+    spec = load_run_config(algo, task, overrides)
     pl.seed_everything(0, verbose=False)
     module = build_module(spec)
     trainer = pl.Trainer(
-        max_steps=(updates + 3) * module.optimizer_steps_per_batch,
+        max_steps=(warmup + updates + 1) * module.optimizer_steps_per_batch,
         max_epochs=-1,
         accelerator="cpu",
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        callbacks=[_UpdateClock(warmup=2, measured=updates, timer=timer)],
+        callbacks=[_UpdateClock(warmup=warmup, measured=updates, timer=timer)],
     )
     trainer.fit(module, MetaRLDataModule(seed=0))
     timer.stop()
