@@ -12,7 +12,8 @@ from store_support import fresh_store
 
 from benchmark.cli import main
 from benchmark.reporting.records import merge_records, read_records
-from benchmark.sweeps.driver import current_version
+from benchmark.run.restore import commit_notes
+from benchmark.run.tracking import current_version, git_tags
 from tasks import TASKS
 
 SETTING = "bernoulli-bandit arms=5 pulls=10"
@@ -85,6 +86,10 @@ def test_a_family_version_bump_is_refused_and_reruns_the_algorithm(ledger, capfd
     # The algorithm's runs made at version 1 no longer count as finished for a sweep.
     tags = {"task": "bernoulli-bandit", "task_version": "1"}
     assert not current_version(tags) and current_version(tags | {"task_version": "2"})
+    # run --from says so when it reruns such a run.
+    notes = commit_notes(tags | git_tags())
+    version = "bernoulli-bandit version 1, this checkout's bernoulli-bandit is version 2"
+    assert f"note: the run was made at {version}" in notes
 
 
 def test_stored_rows_of_another_protocol_are_refused_or_marked(ledger, tmp_path, capfd):

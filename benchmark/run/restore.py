@@ -17,7 +17,16 @@ from baselines import MetaRLAlgorithm
 from benchmark.run.checkpoints import build_from_checkpoint, read_checkpoint, resolve_algorithm
 from benchmark.run.config import RunSpec, load_resolved_config
 from benchmark.run.runner import CHECKPOINT_ARTIFACT, RESUME_ARTIFACT, train_logged
-from benchmark.run.tracking import HOST, PID, RunLogger, download_artifact, git_tags, pid_running
+from benchmark.run.tracking import (
+    HOST,
+    PID,
+    RunLogger,
+    current_version,
+    download_artifact,
+    git_tags,
+    pid_running,
+    task_tags,
+)
 from tasks import ConfigError, require
 
 
@@ -154,13 +163,22 @@ def rerun_spec(
 
 
 def commit_notes(tags: dict[str, str]) -> list[str]:
-    """A line when the stored run's commit (or its dirty tree) differs from this checkout's."""
-    stored, now = tags.get("git_commit", "unknown"), git_tags()
+    """Lines for what differs from this checkout: the stored run's commit (or a dirty tree) and
+    its family's version."""
+    stored, now, notes = tags.get("git_commit", "unknown"), git_tags(), []
     if stored != now["git_commit"]:
-        return [f"note: the run was made at commit {stored[:12]}, this is {now['git_commit'][:12]}"]
-    if tags.get("git_dirty") == "true" or now["git_dirty"] == "true":
-        return ["note: the run's or this checkout's tree had uncommitted changes"]
-    return []
+        notes.append(
+            f"note: the run was made at commit {stored[:12]}, this is {now['git_commit'][:12]}"
+        )
+    elif tags.get("git_dirty") == "true" or now["git_dirty"] == "true":
+        notes.append("note: the run's or this checkout's tree had uncommitted changes")
+    if not current_version(tags):
+        task = tags.get("task", "?")
+        notes.append(
+            f"note: the run was made at {task} version {tags.get('task_version', '1')}, "
+            f"this checkout's {task} is version {task_tags(task)['task_version']}"
+        )
+    return notes
 
 
 def _read_config(path: Path) -> dict[str, Any]:

@@ -80,6 +80,20 @@ def task_tags(task: str) -> dict[str, str]:
     return {"task": task, "task_version": str(get_task_class(task).version)}
 
 
+def current_version(tags: dict[str, str]) -> bool:
+    """Whether a run's family version (tag ``task_version``, 1 when absent) is this checkout's.
+
+    A sweep reruns a run of an older version of its family; ``run --from`` says it differs.
+
+    Args:
+        tags: the run's tags.
+    """
+    from tasks import TASKS
+
+    task = tags.get("task", "")
+    return tags.get("task_version", "1") == str(TASKS[task].version if task in TASKS else 1)
+
+
 def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """Flatten a nested dict into dotted keys (the run's MLflow params)."""
     flat: dict[str, Any] = {}

@@ -47,6 +47,7 @@ from benchmark.run.tracking import (
     PID,
     ROLE,
     SWEEP,
+    current_version,
     ensure_experiment,
     git_tags,
     safe_name,
@@ -66,7 +67,6 @@ from benchmark.sweeps.outbox import (
 )
 from benchmark.sweeps.progress import SweepProgress
 from benchmark.sweeps.worker import Job
-from tasks import TASKS, get_task_class
 
 HEARTBEAT_SECONDS = 30.0
 RESUMED = "metarl.resumed_from_env_steps"
@@ -400,18 +400,6 @@ class SweepDriver:
             if not is_transient(error):
                 raise
             self._went_away(error)
-
-
-def current_version(tags: dict[str, str]) -> bool:
-    """Whether a run's family version (tag ``task_version``, 1 when absent) is this checkout's:
-    a run of an older version of its family counts as not finished, and runs again.
-
-    Args:
-        tags: the run's tags.
-    """
-    task = tags.get("task", "")
-    current = get_task_class(task).version if task in TASKS else 1
-    return tags.get("task_version", "1") == str(current)
 
 
 def _param_value(value: Any) -> str:
