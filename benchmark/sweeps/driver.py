@@ -113,6 +113,8 @@ def sweep_command(
     """
     check_launcher(launcher, workers, ray_address)
     sweep = source if isinstance(source, Sweep) else load_sweep(source, overrides)
+    for note in sweep.notes:  # task entries left out for a missing extra
+        print(note, file=sys.stderr)
     try:
         driver = SweepDriver(sweep, tracking_uri)
         todo = driver.prepare()
