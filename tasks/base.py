@@ -11,9 +11,12 @@ import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Iterable
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
+
+if TYPE_CHECKING:
+    from tasks.trial import StepView, Transition
 
 TaskBatch = dict[str, torch.Tensor]
 EnvState = dict[str, torch.Tensor]
@@ -108,6 +111,28 @@ class FamilyConfig:
     def as_dict(self) -> dict[str, Any]:
         """The parameters as a plain dict."""
         return asdict(self)
+
+
+class BehaviourRecorder(ABC):
+    """Watches every step of an evaluation and summarises how the policy behaved.
+
+    A family whose tasks have a classic behavioural analysis (two-step's stay probabilities)
+    returns one from :meth:`TaskFamily.behaviour_recorder`; the evaluation reports its summary.
+    """
+
+    @abstractmethod
+    def observe(self, view: StepView, action: torch.Tensor, transition: Transition) -> None:
+        """Record one step of every slot.
+
+        Args:
+            view: what the policy saw before acting.
+            action: the actions taken, [n] (or [n, action_dim]).
+            transition: the outcome of the step.
+        """
+
+    @abstractmethod
+    def summary(self) -> dict[str, float]:
+        """The statistics of every step observed, as a flat JSON-ready dict of numbers."""
 
 
 class TaskFamily(ABC):
@@ -253,6 +278,11 @@ class TaskFamily(ABC):
     @abstractmethod
     def oracle_action(self, tasks: TaskBatch, state: EnvState) -> torch.Tensor:
         """The action of the policy that knows the task, long [n] (float [n, action_dim])."""
+
+    def behaviour_recorder(self) -> BehaviourRecorder | None:
+        """A fresh recorder of the behavioural statistics an evaluation reports for this family
+        (``behaviour`` in its result); None (the default) where the family has none."""
+        return None
 
     def describe(self) -> str:
         """A short human-readable setting, e.g. ``bernoulli-bandit(arms=5, pulls=10)``."""

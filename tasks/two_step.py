@@ -34,7 +34,8 @@ there, earning common * high + (1 - common) * low per episode.
 
 :func:`stay_probabilities` is the classic analysis of model-based vs model-free behaviour: the
 probability of repeating the first-stage choice after common/rare transitions that were
-rewarded/unrewarded.
+rewarded/unrewarded. Every evaluation reports it (:class:`StayRecorder`, the family's
+``behaviour_recorder``).
 """
 
 from __future__ import annotations
@@ -44,22 +45,28 @@ from typing import ClassVar
 
 import torch
 
-from tasks.base import EnvState, FamilyConfig, TaskBatch, TaskFamily, require
+from tasks.base import (
+    BehaviourRecorder,
+    EnvState,
+    FamilyConfig,
+    TaskBatch,
+    TaskFamily,
+    require,
+)
 from tasks.registry import register_task
+from tasks.trial import StepView, Transition
 
 FIRST_STAGE = 0
 """Index of S1; the second-stage states are 1 (S2) and 2 (S3)."""
 
 
-def stay_probabilities(
+def stay_counts(
     actions: torch.Tensor, transitions_common: torch.Tensor, rewarded: torch.Tensor
-) -> torch.Tensor:
-    """P(repeat the first-stage choice) by (common/rare transition) x (rewarded/unrewarded).
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Repeats of the first-stage choice and episode pairs by (common/rare) x (rewarded/unrewarded).
 
     Every pair of consecutive episodes of a row counts once, under the transition and the reward
-    of the earlier episode. A model-free "repeat if rewarded" learner shows a main effect of
-    reward; a model-based learner shows the reward x transition interaction (it switches after a
-    rewarded rare transition).
+    of the earlier episode.
 
     Args:
         actions: long [n, episodes], the first-stage action of every episode.
@@ -67,16 +74,32 @@ def stay_probabilities(
         rewarded: bool [n, episodes], the episode paid a reward.
 
     Returns:
-        float [2, 2]: rows (common, rare), columns (rewarded, unrewarded); NaN where no episode
-        falls in a cell.
+        (stays, pairs), float [2, 2] each: rows (common, rare), columns (rewarded, unrewarded).
     """
     stay = (actions[:, 1:] == actions[:, :-1]).float().flatten()
     rare = (~transitions_common[:, :-1].bool()).long().flatten()
     unrewarded = (~rewarded[:, :-1].bool()).long().flatten()
     cell = 2 * rare + unrewarded
-    counts = torch.bincount(cell, minlength=4).float()
+    pairs = torch.bincount(cell, minlength=4).float()
     stays = torch.bincount(cell, weights=stay, minlength=4).float()
-    return (stays / counts).view(2, 2)
+    return stays.view(2, 2), pairs.view(2, 2)
+
+
+def stay_probabilities(
+    actions: torch.Tensor, transitions_common: torch.Tensor, rewarded: torch.Tensor
+) -> torch.Tensor:
+    """P(repeat the first-stage choice) by (common/rare transition) x (rewarded/unrewarded).
+
+    A model-free "repeat if rewarded" learner shows a main effect of reward; a model-based
+    learner shows the reward x transition interaction (it switches after a rewarded rare
+    transition). Arguments as :func:`stay_counts`.
+
+    Returns:
+        float [2, 2]: rows (common, rare), columns (rewarded, unrewarded); NaN where no episode
+        falls in a cell.
+    """
+    stays, pairs = stay_counts(actions, transitions_common, rewarded)
+    return stays / pairs
 
 
 def common_transitions(actions: torch.Tensor, second_states: torch.Tensor) -> torch.Tensor:
@@ -87,6 +110,47 @@ def common_transitions(actions: torch.Tensor, second_states: torch.Tensor) -> to
         second_states: long, same shape, the second-stage state reached (1 for S2, 2 for S3).
     """
     return second_states == actions + 1
+
+
+STAY_CELLS = ("common_rewarded", "common_unrewarded", "rare_rewarded", "rare_unrewarded")
+"""The cells of the stay table in row-major order of :func:`stay_probabilities`' [2, 2]."""
+
+
+class StayRecorder(BehaviourRecorder):
+    """The stay table of an evaluation (two-step's behaviour record).
+
+    Its summary has ``stay_<cell>`` (the probability of repeating the first-stage choice after an
+    episode of that cell; NaN where none) and ``pairs_<cell>`` (the episode pairs counted) for
+    each cell of :data:`STAY_CELLS`. Every slot plays its trial in step (two-step's episodes are
+    two steps and its trials have a fixed length), so each slot has the same number of
+    first-stage steps; nothing is read back from the device until :meth:`summary`.
+    """
+
+    def __init__(self):
+        self.stages: list[torch.Tensor] = []
+        self.actions: list[torch.Tensor] = []
+        self.rewards: list[torch.Tensor] = []
+
+    def observe(self, view: StepView, action: torch.Tensor, transition: Transition) -> None:
+        """Keep the stage acted in, the action and the reward of one step."""
+        self.stages.append(view.obs.argmax(1))
+        self.actions.append(action)
+        self.rewards.append(transition.reward)
+
+    def summary(self) -> dict[str, float]:
+        """``stay_<cell>`` and ``pairs_<cell>`` over every episode pair observed."""
+        stage = torch.stack(self.stages, 1)
+        n, first = stage.shape[0], stage == FIRST_STAGE
+        actions = torch.stack(self.actions, 1)[first].view(n, -1)
+        reached = stage[~first].view(n, -1)
+        rewarded = torch.stack(self.rewards, 1)[~first].view(n, -1) > 0
+        stays, pairs = stay_counts(actions, common_transitions(actions, reached), rewarded)
+        stay = (stays.double() / pairs.double()).flatten().tolist()
+        counts = pairs.flatten().long().tolist()
+        return {
+            **{f"stay_{cell}": value for cell, value in zip(STAY_CELLS, stay, strict=True)},
+            **{f"pairs_{cell}": value for cell, value in zip(STAY_CELLS, counts, strict=True)},
+        }
 
 
 @dataclass
@@ -200,6 +264,10 @@ class TwoStep(TaskFamily):
         )
         ones = torch.ones(tasks["high"].shape[0], device=tasks["high"].device)
         return {"random": random * ones, "oracle": oracle * ones}
+
+    def behaviour_recorder(self) -> StayRecorder:
+        """The stay table (:class:`StayRecorder`)."""
+        return StayRecorder()
 
     def oracle_action(self, tasks: TaskBatch, state: EnvState) -> torch.Tensor:
         # The action whose common transition reaches the rewarded state (ignored at stage two).

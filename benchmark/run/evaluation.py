@@ -5,7 +5,9 @@ mean total reward per trial with its standard error, the mean return per episode
 trial (the adaptation curve), the mean length in steps of each episode index with its standard
 error, the normalised score (random = 0, oracle = 1, from the family's expected reference scores
 of the very same tasks), the regret against the oracle and, for a family with a success measure
-(``TaskFamily.success_steps``), the share of episodes that succeed.
+(``TaskFamily.success_steps``), the share of episodes that succeed and, for a family with a
+behavioural analysis (``TaskFamily.behaviour_recorder``, e.g. two-step's stay table), its
+statistics (``behaviour``, logged as ``<prefix>/behaviour/<name>``).
 
 A held-out evaluation (``eval.task.*``, :func:`benchmark.run.config.heldout_task`) plays the same
 protocol on a second distribution of the family; :func:`evaluation_record` reports both.
@@ -46,6 +48,9 @@ class EvalResult:
     (``TaskFamily.success_steps``); None where the family has none."""
     per_episode_success_rate: list[float] | None = None
     """Share of trials whose episode k succeeds; None where the family has no success measure."""
+    behaviour: dict[str, float] | None = None
+    """The family's behavioural statistics (:meth:`tasks.base.TaskFamily.behaviour_recorder`);
+    None where it has none."""
 
     def as_dict(self) -> dict:
         """A JSON-ready dict."""
@@ -57,16 +62,30 @@ METRIC_FIELDS = ("mean_total_reward", "stderr", "normalized_score", "regret", "s
 
 
 def result_metrics(result: EvalResult, prefix: str = "eval") -> dict[str, float]:
-    """The metrics an evaluation logs: ``<prefix>/mean_total_reward``, ``stderr``,
-    ``normalized_score``, ``regret`` and, where the family has a success measure,
-    ``success_rate``.
+    """The metrics an evaluation logs (:func:`evaluation_metrics` of ``result``).
 
     Args:
         result: the evaluation.
         prefix: ``eval`` for the training distribution, ``heldout`` for ``eval.task``'s.
     """
-    values = {name: getattr(result, name) for name in METRIC_FIELDS}
-    return {f"{prefix}/{name}": value for name, value in values.items() if value is not None}
+    return evaluation_metrics(result.as_dict(), prefix)
+
+
+def evaluation_metrics(values: dict[str, Any], prefix: str) -> dict[str, float]:
+    """``<prefix>/mean_total_reward``, ``stderr``, ``normalized_score``, ``regret``, where the
+    family has a success measure ``success_rate``, and ``<prefix>/behaviour/<name>`` for every
+    number of ``behaviour``.
+
+    Args:
+        values: an evaluation as a dict (:meth:`EvalResult.as_dict`, or a section of
+            ``evaluate``'s payload).
+        prefix: ``eval`` for the training distribution, ``heldout`` for ``eval.task``'s.
+    """
+    metrics = {f"{prefix}/{k}": values[k] for k in METRIC_FIELDS if values.get(k) is not None}
+    for name, value in (values.get("behaviour") or {}).items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            metrics[f"{prefix}/behaviour/{name}"] = float(value)
+    return metrics
 
 
 @torch.no_grad()
@@ -115,6 +134,7 @@ def evaluate_policy(
         per_episode_success_rate=None
         if played.successes is None
         else played.successes.mean(0).tolist(),
+        behaviour=played.behaviour,
     )
 
 
@@ -143,6 +163,8 @@ class PlayedTrials:
     """The tasks played."""
     successes: torch.Tensor | None
     """1.0 where an episode succeeded, float [N, episodes]; None without a success measure."""
+    behaviour: dict[str, float] | None = None
+    """The summary of the family's behaviour recorder; None where it has none."""
 
 
 def play_trials(
@@ -174,8 +196,10 @@ def play_recorded(
 
     An episode succeeds when its last ``family.success_steps`` steps or more all gave a true
     ``family.success_signal`` (a streak counted per slot, reset at every episode end) and, where
-    ``family.success_within`` is set, it ended within that many steps.
+    ``family.success_within`` is set, it ended within that many steps. The family's behaviour
+    recorder, where it has one, observes every step.
     """
+    recorder = family.behaviour_recorder()
     probe = SuccessProbe(family) if family.success_steps is not None else None
     engine = TrialEngine(
         probe or family, trials, task_generator(seed, split, device), auto_reset=False
@@ -190,7 +214,11 @@ def play_recorded(
     successes = torch.zeros_like(per_episode) if probe else None
     streak = torch.zeros(trials, dtype=torch.long, device=device)
     while not engine.all_done():
-        transition, view = engine.step(policy.act(view))
+        action = policy.act(view)
+        transition, next_view = engine.step(action)
+        if recorder is not None:
+            recorder.observe(view, action, transition)
+        view = next_view
         totals += transition.reward
         index = transition.episode_index.clamp(max=family.episodes_per_trial - 1).unsqueeze(1)
         per_episode.scatter_add_(1, index, transition.reward.unsqueeze(1))
@@ -203,7 +231,8 @@ def play_recorded(
                 ended = ended & (length <= family.success_within)
             successes.scatter_add_(1, index, ended.float().unsqueeze(1))
             streak = torch.where(transition.episode_done, 0, streak)
-    return PlayedTrials(totals, per_episode, steps, engine.tasks, successes)
+    behaviour = None if recorder is None else recorder.summary()
+    return PlayedTrials(totals, per_episode, steps, engine.tasks, successes, behaviour)
 
 
 class SuccessProbe:

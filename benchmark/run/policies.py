@@ -79,8 +79,11 @@ def evaluate_reference(
     }
     if result.success_rate is not None:
         payload["success_rate"] = result.success_rate
-    if heldout_params is not None:  # its metrics, adaptation curve and task
-        kept = {key: getattr(results[1], key) for key in (*METRIC_FIELDS, "per_episode_returns")}
+    if result.behaviour is not None:
+        payload["behaviour"] = result.behaviour
+    if heldout_params is not None:  # its metrics, adaptation curve, behaviour and task
+        names = (*METRIC_FIELDS, "per_episode_returns", "behaviour")
+        kept = {key: getattr(results[1], key) for key in names}
         payload["heldout"] = {**kept, "task": heldout_params}
     return payload
 

@@ -239,17 +239,16 @@ def resume_point(job: Job, path: Path | None) -> dict | None:
 def _evaluate(job: Job) -> dict[str, Any]:
     import json
 
-    from benchmark.run.evaluation import METRIC_FIELDS
+    from benchmark.run.evaluation import evaluation_metrics
     from benchmark.run.policies import evaluate_reference
 
     payload = evaluate_reference(job.name, job.task, job.overrides, job.trials, job.eval_seed)
     stamp = int(time.time() * 1000)
     sections = (("eval", payload), ("heldout", payload.get("heldout") or {}))
     metrics = [
-        (f"{prefix}/{key}", float(values[key]), 0, stamp)
+        (key, float(value), 0, stamp)
         for prefix, values in sections
-        for key in METRIC_FIELDS
-        if values.get(key) is not None
+        for key, value in evaluation_metrics(values, prefix).items()
     ]
     tuned = payload.get("tuned") or {}
     artifacts = {
