@@ -19,7 +19,9 @@ Columns (:data:`COLUMNS`; blank where a run did not log the value):
   ``normalized_score``, ``regret``, ``success_rate``, ``train_return`` (the last logged mean
   training trial return), ``per_episode_returns`` (JSON list: the mean return of episode k of a
   held-out trial), ``heldout_total_reward``, ``heldout_normalized_score``,
-  ``heldout_success_rate``, ``heldout_task_params`` (JSON of ``eval.task.*``);
+  ``heldout_success_rate``, ``heldout_task_params`` (JSON of ``eval.task.*``), ``behaviour``
+  (JSON of the evaluation's behavioural statistics, e.g. two-step's stay table; blank where the
+  family records none);
 - ``protocol``: JSON of what must agree for two runs to be compared (:data:`PROTOCOL_FIELDS`):
   ``eval_trials``, ``eval_seed`` (the held-out stream: None means the run's seed),
   ``episodes_per_trial``, ``env_steps_budget`` (``trainer.env_steps``) and ``algo_hash`` (a hash
@@ -52,7 +54,7 @@ IDENTITY += ("task_params", "seed", "config_hash", "trials", "tuned")
 COST = ("env_steps", "train_seconds", "wall_seconds", "cpu_seconds", "commit", "dirty")
 RESULTS = ("total_reward", "stderr", "normalized_score", "regret", "success_rate", "train_return")
 RESULTS += ("per_episode_returns", "heldout_total_reward", "heldout_normalized_score")
-RESULTS += ("heldout_success_rate", "heldout_task_params")
+RESULTS += ("heldout_success_rate", "heldout_task_params", "behaviour")
 COLUMNS = (*IDENTITY, *COST, *RESULTS, "protocol")
 """Every column of a ledger, in order."""
 REQUIRED = ("algorithm", "kind", "task", "task_version", "setting", "task_params", "seed")
@@ -106,6 +108,7 @@ def _record(client: Any, raw: pd.DataFrame, run: dict[str, Any], experiment: str
         "dirty": value("tags.git_dirty"),
         "per_episode_returns": _json(evaluation.get("per_episode_returns", [])),
         "heldout_task_params": _json({k: _parse(v) for k, v in heldout.items()}) if heldout else "",
+        "behaviour": _json(evaluation["behaviour"]) if evaluation.get("behaviour") else "",
     }
     for metric, column in EXTRA_METRICS.items():
         record[column] = value(f"metrics.{metric}") or record.get(column, "")
