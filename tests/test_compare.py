@@ -14,6 +14,7 @@ from benchmark.cli import main
 from benchmark.reporting.records import merge_records, read_records
 from benchmark.run.restore import commit_notes
 from benchmark.run.tracking import current_version, git_tags
+from benchmark.sweeps.compare import budget_notes, setting_protocols
 from tasks import TASKS
 
 SETTING = "bernoulli-bandit arms=5 pulls=10"
@@ -125,3 +126,18 @@ def test_bad_compare_input_is_one_line_exit_2(ledger, capfd, args, message):
     assert main(compare(mine, "--against", str(path), *args)) == 2
     err = capfd.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
+
+
+def test_the_protocol_comes_from_the_stored_learned_rows_and_budget_is_noted(ledger):
+    _, path, _ = ledger
+    stored = read_records([path])
+    (plan,) = setting_protocols(stored, None, None)
+    assert plan["setting"] == SETTING and plan["task_params"] == {"arms": 5, "pulls": 10}
+    assert (plan["trials"], plan["seeds"], plan["budget"]) == (20, [0, 1], 2000)
+    assert budget_notes("x", [plan], stored) == []
+    (longer,) = setting_protocols(stored, 2, 5000)
+    assert longer["budget"] == 5000 and longer["stored_budget"] == 2000
+    (note,) = budget_notes("x", [longer], stored)
+    assert "x trained for 5,000 env steps (--budget), the stored learned baselines for 2,000" in (
+        note
+    )
