@@ -31,15 +31,11 @@ resolved and validated here, before anything starts; any problem is one ConfigEr
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import itertools
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -47,20 +43,12 @@ from benchmark.run.config import (
     CONFIG_DIR,
     RUN_SECTIONS,
     SEED_RANGE,
-    RunSpec,
     check_seed,
-    eval_schema,
-    heldout_task_params,
-    load_run_config,
-    load_task_config,
-    merge_checked,
     parse_overrides,
-    split_heldout,
-    validate_sections,
 )
-from benchmark.run.tracking import flatten
+from benchmark.sweeps.jobs import classical_jobs, dotlist, excluded, learned_jobs
 from benchmark.sweeps.worker import Job
-from tasks import TASKS, ConfigError, get_task_class, require
+from tasks import ConfigError, get_task_class, require
 from tasks.mujoco.simulator import require_mujoco
 
 SWEEP_DIR = CONFIG_DIR / "sweeps"
@@ -109,7 +97,7 @@ def load_sweep(source: str, cli_overrides: list[str]) -> Sweep:
     raw = {**raw, **sweep_settings}
     name = str(raw.get("name") or path.stem)
     seeds = _seeds(raw.get("seeds", 3))
-    base = _dotlist(raw.get("overrides") or {}, "overrides")
+    base = dotlist(raw.get("overrides") or {}, "overrides")
     algorithms = [
         _entry(e, ("name", "overrides", "cpus"), "algorithms") for e in _list(raw, "algorithms")
     ]
@@ -126,13 +114,13 @@ def load_sweep(source: str, cli_overrides: list[str]) -> Sweep:
     jobs: list[Job] = []
     for task in tasks:
         get_task_class(task["name"])
-        task_overrides = _dotlist(task.get("overrides") or {}, f"tasks.{task['name']}.overrides")
+        task_overrides = dotlist(task.get("overrides") or {}, f"tasks.{task['name']}.overrides")
         for setting in _settings(task):
             context = (task["name"], setting, [*base, *task_overrides], run_overrides, seeds)
             for algo in algorithms:
-                if not _excluded(exclude, algo["name"], task["name"], setting):
-                    jobs += _learned_jobs(algo, *context)
-            jobs += _classical_jobs(strategies, exclude, *context)
+                if not excluded(exclude, algo["name"], task["name"], setting):
+                    jobs += learned_jobs(algo, *context)
+            jobs += classical_jobs(strategies, exclude, *context)
     _check_strategies_used(strategies, jobs)
     resolved = {**raw, "name": name, "seeds": seeds, "cli_overrides": list(cli_overrides)}
     experiment = str(raw.get("experiment") or name)
@@ -224,21 +212,6 @@ def _seeds(value: Any) -> list[int]:
     return seeds
 
 
-def _dotlist(mapping: Any, where: str) -> list[str]:
-    require(isinstance(mapping, dict), f"'{where}' must be a mapping of dotted keys to values")
-    return [f"{key}={_format(value)}" for key, value in flatten(mapping).items()]
-
-
-def _format(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, list | dict):
-        return json.dumps(value)
-    return str(value)
-
-
 def _settings(task: dict[str, Any]) -> list[dict[str, Any]]:
     where = f"tasks.{task['name']}"
     grid, variants = task.get("grid"), task.get("variants")
@@ -252,116 +225,6 @@ def _settings(task: dict[str, Any]) -> list[dict[str, Any]]:
         require(ok and variants, f"{where}.variants must be a non-empty list of mappings")
         return variants
     return [{}]
-
-
-def _learned_jobs(algo, task, setting, shared, run_overrides, seeds) -> list[Job]:
-    entry_overrides = _dotlist(algo.get("overrides") or {}, f"algorithms.{algo['name']}.overrides")
-    cpus = algo.get("cpus", 1)
-    require(isinstance(cpus, int) and cpus >= 1, f"algorithms.{algo['name']}.cpus must be >= 1")
-    overrides = [*shared, *entry_overrides, *_task_items(setting), *run_overrides]
-    # Resolved once per setting: the seed only replaces the top-level ``seed`` (the worker
-    # rebuilds each run from its overrides and checks that the hash agrees).
-    first = load_run_config(algo["name"], task, [*overrides, f"seed={seeds[0]}"])
-    jobs = []
-    for seed in seeds:
-        spec = RunSpec(algo["name"], task, OmegaConf.merge(first.config, {"seed": seed}))
-        eval_seed = spec.config.eval.seed
-        jobs.append(
-            Job(
-                kind="learned",
-                name=algo["name"],
-                task=task,
-                task_params=spec.section("task"),
-                seed=seed,
-                overrides=[*overrides, f"seed={seed}"],
-                config_hash=spec.config_hash(),
-                params=flatten(OmegaConf.to_container(spec.config, resolve=True)),
-                config_yaml=OmegaConf.to_yaml(spec.config),
-                trials=int(spec.config.eval.trials),
-                eval_seed=seed if eval_seed is None else int(eval_seed),
-                cpus=cpus,
-            )
-        )
-    return jobs
-
-
-def _classical_jobs(strategies, exclude, task, setting, shared, run_overrides, seeds) -> list[Job]:
-    from baselines.strategies import get_strategy
-
-    keys = [item for item in [*shared, *run_overrides] if item.split(".")[0] in ("task", "eval")]
-    task_keys = [item for item in keys if item.startswith("task.")] + _task_items(setting)
-    evaluation = _eval_config([item for item in keys if item.startswith("eval.")])
-    task_keys += [item for item in keys if item.startswith("eval.task.")]  # held-out evaluation
-    jobs = []
-    for entry in strategies:
-        strategy = get_strategy(entry["name"])
-        if strategy.families is not None and task not in strategy.families:
-            continue
-        if _excluded(exclude, entry["name"], task, setting):
-            continue
-        params = _dotlist(entry.get("params") or {}, f"strategies.{entry['name']}.params")
-        overrides = [*task_keys, *(f"strategy.{item}" for item in params)]
-        plain, heldout = split_heldout(overrides)
-        task_params, strategy_params = load_task_config(task, plain, strategy.config)
-        if heldout:  # checked here, before anything starts
-            heldout_task_params(task, task_params, heldout)
-        for seed in seeds:
-            eval_seed = seed if evaluation["seed"] is None else int(evaluation["seed"])
-            config = {"seed": seed, "strategy": strategy_params, "task": task_params}
-            config["eval"] = {"trials": evaluation["trials"], "seed": eval_seed}
-            if evaluation["task"]:
-                config["eval"]["task"] = evaluation["task"]
-            identity = json.dumps(_classical_identity(entry["name"], task, config), sort_keys=True)
-            jobs.append(
-                Job(
-                    kind="classical",
-                    name=entry["name"],
-                    task=task,
-                    task_params=task_params,
-                    seed=seed,
-                    overrides=overrides,
-                    config_hash=hashlib.sha256(identity.encode()).hexdigest()[:16],
-                    params=flatten(config),
-                    config_yaml=yaml.safe_dump(config, sort_keys=False),
-                    trials=int(evaluation["trials"]),
-                    eval_seed=eval_seed,
-                )
-            )
-    return jobs
-
-
-def _classical_identity(name: str, task: str, config: dict[str, Any]) -> dict[str, Any]:
-    """What a classical job's hash covers: the strategy, its config (the task's parameters under
-    ``task``) and, where another family has the same parameter names (hopper-params and
-    halfcheetah-params), the family's name; the parameters alone identify every other family."""
-    identity = {"name": name, **config}
-    fields = {spec.name for spec in dataclasses.fields(get_task_class(task).Config)}
-    for other in TASKS:
-        other_fields = {spec.name for spec in dataclasses.fields(TASKS[other].Config)}
-        if other != task and other_fields == fields:
-            return {**identity, "family": task}
-    return identity
-
-
-def _eval_config(items: list[str]) -> dict[str, Any]:
-    schema = OmegaConf.create({"eval": eval_schema()})
-    OmegaConf.set_struct(schema, True)
-    config = merge_checked(schema, parse_overrides(items))
-    validate_sections(config)
-    return OmegaConf.to_container(config.eval)
-
-
-def _task_items(setting: dict[str, Any]) -> list[str]:
-    return [f"task.{key}={_format(value)}" for key, value in setting.items()]
-
-
-def _excluded(exclude: list[dict[str, Any]], name: str, task: str, setting: dict[str, Any]) -> bool:
-    for entry in exclude:
-        if entry.get("name", name) != name or entry.get("task", task) != task:
-            continue
-        if all(setting.get(k) == v for k, v in (entry.get("match") or {}).items()):
-            return True
-    return False
 
 
 def _check_exclude(exclude: list[dict[str, Any]], entries: list[dict[str, Any]]) -> None:
