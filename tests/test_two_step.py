@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
+
 import gymnasium as gym
 import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
 
 from baselines.strategies import get_strategy
-from benchmark.run.evaluation import evaluate_policy
+from benchmark.run.evaluation import evaluate_policy, result_metrics
 from tasks import ConfigError, TrialEngine, make_task, task_generator
-from tasks.two_step import common_transitions, stay_probabilities
+from tasks.two_step import STAY_CELLS, common_transitions, stay_counts, stay_probabilities
+
+CELL_ROWS, CELL_COLUMNS = ("common", "rare"), ("rewarded", "unrewarded")
 
 
 def test_an_episode_is_a_stage_one_choice_then_a_rewarded_stage_two_step():
@@ -118,7 +122,7 @@ class _ScriptedPolicy:
     def __init__(self, model_based: bool):
         self.model_based = model_based
 
-    def begin(self, n: int, generator: torch.Generator):
+    def begin(self, family, n: int, generator: torch.Generator):
         self.generator = generator
         self.last_action = torch.zeros(n, dtype=torch.long)
         self.reached = torch.ones(n, dtype=torch.long)
@@ -138,11 +142,12 @@ class _ScriptedPolicy:
         return action
 
 
-def _play_and_record(policy: _ScriptedPolicy, n: int = 300, episodes: int = 60):
+def _play_and_record(policy: _ScriptedPolicy, n: int = 300, episodes: int = 60, seed: int = 3):
+    """Play like ``evaluate_policy(policy, family, n, seed)`` and record every episode."""
     family = make_task("two-step", episodes=episodes)
-    engine = TrialEngine(family, n, task_generator(3, "test"), auto_reset=False)
+    engine = TrialEngine(family, n, task_generator(seed, "test"), auto_reset=False)
     view = engine.start()
-    policy.begin(n, torch.Generator().manual_seed(0))
+    policy.begin(family, n, torch.Generator().manual_seed(seed))
     actions, reached, rewards = [], [], []
     while not engine.all_done():
         action = policy.act(view)
@@ -173,6 +178,27 @@ def test_stay_probabilities_separate_model_free_from_model_based_play():
     reward_effect, interaction = _main_effect_and_interaction(stay_based)
     torch.testing.assert_close(stay_based, torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
     assert reward_effect == pytest.approx(0.0) and interaction == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize(
+    ("model_based", "table"),
+    [(True, [[1.0, 0.0], [0.0, 1.0]]), (False, [[1.0, 0.0], [1.0, 0.0]])],
+)
+def test_the_evaluation_records_the_stay_table_of_the_play(model_based, table):
+    family = make_task("two-step", episodes=60)
+    result = evaluate_policy(_ScriptedPolicy(model_based), family, 300, seed=3)
+    behaviour = result.behaviour
+    stay = [[behaviour[f"stay_{row}_{col}"] for col in CELL_COLUMNS] for row in CELL_ROWS]
+    assert stay == table
+    # The same episodes recorded by hand give the same counts, cell by cell.
+    stays, pairs = stay_counts(*_play_and_record(_ScriptedPolicy(model_based)))
+    for (i, row), (j, col) in itertools.product(enumerate(CELL_ROWS), enumerate(CELL_COLUMNS)):
+        assert behaviour[f"pairs_{row}_{col}"] == pairs[i, j].item() > 0
+        assert behaviour[f"stay_{row}_{col}"] == (stays[i, j] / pairs[i, j]).item()
+    assert sum(behaviour[f"pairs_{cell}"] for cell in STAY_CELLS) == 300 * 59
+    metrics = result_metrics(result, "heldout")
+    assert metrics["heldout/behaviour/stay_rare_rewarded"] == table[1][0]
+    assert metrics["heldout/behaviour/pairs_common_rewarded"] == pairs[0, 0].item()
 
 
 def test_gymnasium_face_passes_check_env_and_a_gym_episode_is_one_trial():
