@@ -163,6 +163,7 @@ def setting_protocols(
         seeds: how many of the stored seeds to run (None: all).
         budget: env steps for ALGO (None: the stored learned baselines' budget).
     """
+    require(not stored.empty, "no stored rows to compare against (see --against, --families)")
     require(seeds is None or seeds >= 2, f"--seeds must be >= 2 (CIs need seeds), got {seeds}")
     require(budget is None or budget >= 1, f"--budget must be >= 1 env step, got {budget}")
     plan = []
