@@ -10,8 +10,12 @@ batched contract holds. The ``oracle`` reference is
   at most 0): the ideal of tracking the target from the first step at no control cost, which no
   policy reaches. The normalised score is then the fraction of the random policy's loss removed.
 - ``halfcheetah-dir`` and ``-params``: NaN (no bound exists: the reward grows with speed), and
-  with it the normalised score and the regret; compare raw returns. Tables show NaN for these
-  entries.
+  with it the normalised score and the regret of an evaluation.
+
+The upper reference of every MuJoCo family is measured instead: the same algorithm trained at the
+same budget with ``task.reveal=true`` (:class:`MujocoConfig`), which appends the trial's task
+parameters to every observation, so the policy need not infer the task. Tables built from runs
+normalise to it where the oracle reference is NaN (``benchmark.reporting.references``).
 """
 
 from __future__ import annotations
@@ -29,20 +33,35 @@ RANDOM_REFERENCE_SEED = 12345
 """Seed of the Monte-Carlo random-policy reference (the same for every evaluation)."""
 
 
-def check_trial(config: Any) -> None:
-    """Validate ``episode_steps`` and ``episodes`` (integers >= 1); raise a one-line ConfigError."""
-    require(
-        isinstance(config.episode_steps, int) and config.episode_steps >= 1,
-        f"task.episode_steps must be >= 1, got {config.episode_steps}",
-    )
-    require(
-        isinstance(config.episodes, int) and config.episodes >= 1,
-        f"task.episodes must be >= 1, got {config.episodes}",
-    )
+@dataclass
+class MujocoConfig(FamilyConfig):
+    """The fields every MuJoCo family has: the trial's length and whether the task is revealed."""
+
+    episode_steps: int = 200
+    """Steps per episode."""
+    episodes: int = 2
+    """Episodes per trial on one task."""
+    reveal: bool = False
+    """Append the trial's task parameters, scaled to about [-1, 1], to every observation: a
+    policy trained so need not infer the task, which makes it the family's upper reference."""
+
+    def __post_init__(self):
+        require(
+            isinstance(self.episode_steps, int) and self.episode_steps >= 1,
+            f"task.episode_steps must be >= 1, got {self.episode_steps}",
+        )
+        require(
+            isinstance(self.episodes, int) and self.episodes >= 1,
+            f"task.episodes must be >= 1, got {self.episodes}",
+        )
+        require(
+            isinstance(self.reveal, bool),
+            f"task.reveal must be true or false, got {self.reveal!r}",
+        )
 
 
 @dataclass
-class ParamsConfig(FamilyConfig):
+class ParamsConfig(MujocoConfig):
     """Dynamics scaled per trial: each factor log-uniform in [1/s, s] (s = 1 keeps the nominal)."""
 
     episode_steps: int = 200
@@ -57,7 +76,7 @@ class ParamsConfig(FamilyConfig):
     """s for the friction factor of every geom."""
 
     def __post_init__(self):
-        check_trial(self)
+        super().__post_init__()
         for key in ("mass_scale", "damping_scale", "friction_scale"):
             value = getattr(self, key)
             require(value >= 1.0, f"task.{key} must be >= 1 (factors in [1/s, s]), got {value}")
@@ -94,7 +113,20 @@ class MujocoFamily(TaskFamily):
     @property
     def obs_dim(self) -> int:
         nq, nv, _ = self._dims
-        return nq - 1 + nv
+        return nq - 1 + nv + (self.task_dim if self.config.reveal else 0)
+
+    @property
+    def task_dim(self) -> int:
+        """The number of task features :meth:`task_features` gives per task."""
+        raise NotImplementedError
+
+    def task_features(self, tasks: TaskBatch) -> torch.Tensor:
+        """The task parameters as ``task.reveal`` shows them, about in [-1, 1], float [n, task_dim].
+
+        Args:
+            tasks: the trials' tasks.
+        """
+        raise NotImplementedError
 
     @property
     def num_actions(self) -> int:
@@ -135,9 +167,10 @@ class MujocoFamily(TaskFamily):
     def observe(self, tasks: TaskBatch, state: EnvState) -> torch.Tensor:
         nq, _, _ = self._dims
         physics = state["physics"]
-        return torch.cat(
-            [physics[:, 2 : 1 + nq], self._observed_qvel(physics[:, 1 + nq :])], 1
-        ).float()
+        parts = [physics[:, 2 : 1 + nq], self._observed_qvel(physics[:, 1 + nq :])]
+        if self.config.reveal:
+            parts.append(self.task_features(tasks).to(physics))
+        return torch.cat(parts, 1).float()
 
     def _observed_qvel(self, qvel: torch.Tensor) -> torch.Tensor:
         return qvel
@@ -188,7 +221,22 @@ class MujocoFamily(TaskFamily):
 
 
 class ParamsFamily(MujocoFamily):
-    """Per-trial dynamics: one log-uniform factor per body mass, dof damping and geom friction."""
+    """Per-trial dynamics: one log-uniform factor per body mass, dof damping and geom friction.
+
+    Revealed (``task.reveal``) as log(factor) / log(s) of each, in [-1, 1] (0 where s = 1).
+    """
+
+    @property
+    def task_dim(self) -> int:
+        return sum(self.simulator.parameter_sizes.values())
+
+    def task_features(self, tasks: TaskBatch) -> torch.Tensor:
+        features = []
+        for key in self.simulator.parameter_sizes:
+            log_s = math.log(getattr(self.config, f"{key}_scale"))
+            log_factor = tasks[f"{key}_factor"].log()
+            features.append(log_factor / log_s if log_s > 0 else torch.zeros_like(log_factor))
+        return torch.cat(features, 1).float()
 
     def sample(self, n: int, generator: torch.Generator) -> TaskBatch:
         device, sizes = generator.device, self.simulator.parameter_sizes

@@ -6,6 +6,10 @@ and VariBAD); ``halfcheetah-dir`` draws a running direction, forward or backward
 
 Protocol of the two goal families, as in those papers' code: 200-step episodes, 2 episodes per
 trial on one goal, control cost 0.05 * |a|^2 (MAML's 0.5 * 0.1).
+
+``task.reveal=true`` appends the task to the observation: the target velocity divided by the
+range's largest magnitude (``halfcheetah-vel``), the direction (``halfcheetah-dir``), the scaled
+log factors (``halfcheetah-params``, :class:`tasks.mujoco.common.ParamsFamily`).
 """
 
 from __future__ import annotations
@@ -14,14 +18,14 @@ from dataclasses import dataclass
 
 import torch
 
-from tasks.base import FamilyConfig, TaskBatch, require
-from tasks.mujoco.common import MujocoFamily, ParamsConfig, ParamsFamily, check_trial
+from tasks.base import TaskBatch, require
+from tasks.mujoco.common import MujocoConfig, MujocoFamily, ParamsConfig, ParamsFamily
 from tasks.mujoco.simulator import require_mujoco
 from tasks.registry import register_task
 
 
 @dataclass
-class HalfCheetahVelConfig(FamilyConfig):
+class HalfCheetahVelConfig(MujocoConfig):
     """HalfCheetah with a target forward velocity drawn per trial from U[velocity_low, high].
 
     The default range [0, 3] is what the code of PEARL, ProMP and VariBAD samples (their
@@ -41,7 +45,7 @@ class HalfCheetahVelConfig(FamilyConfig):
     """Weight of the squared action norm in the cost (MAML: 0.5 * 0.1)."""
 
     def __post_init__(self):
-        check_trial(self)
+        super().__post_init__()
         require(
             self.velocity_high >= self.velocity_low,
             f"task.velocity_high must be >= task.velocity_low={self.velocity_low}, "
@@ -52,7 +56,7 @@ class HalfCheetahVelConfig(FamilyConfig):
 
 
 @dataclass
-class HalfCheetahDirConfig(FamilyConfig):
+class HalfCheetahDirConfig(MujocoConfig):
     """HalfCheetah running forward or backward: direction +1 or -1, each with probability 1/2."""
 
     episode_steps: int = 200
@@ -63,7 +67,7 @@ class HalfCheetahDirConfig(FamilyConfig):
     """Weight of the squared action norm in the cost (MAML: 0.5 * 0.1)."""
 
     def __post_init__(self):
-        check_trial(self)
+        super().__post_init__()
         require(self.ctrl_cost >= 0, f"task.ctrl_cost must be >= 0, got {self.ctrl_cost}")
         require_mujoco("halfcheetah-dir")
 
@@ -100,6 +104,15 @@ class HalfCheetahVel(_HalfCheetah):
         uniform = torch.rand(n, generator=generator, device=generator.device)
         return {"target_velocity": low + (high - low) * uniform}
 
+    @property
+    def task_dim(self) -> int:
+        return 1
+
+    def task_features(self, tasks: TaskBatch) -> torch.Tensor:
+        config = self.config
+        scale = max(abs(config.velocity_low), abs(config.velocity_high)) or 1.0
+        return (tasks["target_velocity"] / scale).float()[:, None]
+
     def reference_scores(self, tasks: TaskBatch) -> dict[str, torch.Tensor]:
         """Monte-Carlo random reference; the oracle reference is the return's upper bound, 0."""
         random = self._random_trial_returns(tasks)
@@ -127,6 +140,13 @@ class HalfCheetahDir(_HalfCheetah):
     def sample(self, n: int, generator: torch.Generator) -> TaskBatch:
         coin = torch.randint(2, (n,), generator=generator, device=generator.device)
         return {"direction": 2.0 * coin.to(torch.float64) - 1.0}
+
+    @property
+    def task_dim(self) -> int:
+        return 1
+
+    def task_features(self, tasks: TaskBatch) -> torch.Tensor:
+        return tasks["direction"].float()[:, None]
 
     def _reward(self, tasks, physics, velocity, action_cost):
         direction = tasks["direction"].to(torch.float64)
