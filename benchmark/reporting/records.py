@@ -21,7 +21,9 @@ Columns (:data:`COLUMNS`; blank where a run did not log the value):
   held-out trial), ``heldout_total_reward``, ``heldout_normalized_score``,
   ``heldout_success_rate``, ``heldout_task_params`` (JSON of ``eval.task.*``), ``behaviour``
   (JSON of the evaluation's behavioural statistics, e.g. two-step's stay table; blank where the
-  family records none);
+  family records none), ``random_reference`` and ``oracle_reference`` (the family's expected
+  totals on the same held-out tasks, which the normalised score is computed from; NaN oracle
+  where the family has none);
 - ``protocol``: JSON of what must agree for two runs to be compared (:data:`PROTOCOL_FIELDS`):
   ``eval_trials``, ``eval_seed`` (the held-out stream: None means the run's seed),
   ``episodes_per_trial``, ``env_steps_budget`` (``trainer.env_steps``) and ``algo_hash`` (a hash
@@ -55,6 +57,7 @@ COST = ("env_steps", "train_seconds", "wall_seconds", "cpu_seconds", "commit", "
 RESULTS = ("total_reward", "stderr", "normalized_score", "regret", "success_rate", "train_return")
 RESULTS += ("per_episode_returns", "heldout_total_reward", "heldout_normalized_score")
 RESULTS += ("heldout_success_rate", "heldout_task_params", "behaviour")
+RESULTS += ("random_reference", "oracle_reference")
 COLUMNS = (*IDENTITY, *COST, *RESULTS, "protocol")
 """Every column of a ledger, in order."""
 REQUIRED = ("algorithm", "kind", "task", "task_version", "setting", "task_params", "seed")
@@ -63,6 +66,7 @@ REQUIRED += ("config_hash", "trials", "total_reward", "normalized_score", "proto
 NUMERIC = ("task_version", "trials", "env_steps", "train_seconds", "wall_seconds", "cpu_seconds")
 NUMERIC += ("total_reward", "stderr", "normalized_score", "regret", "success_rate", "train_return")
 NUMERIC += ("heldout_total_reward", "heldout_normalized_score", "heldout_success_rate")
+NUMERIC += ("random_reference", "oracle_reference")
 PROTOCOL_FIELDS = ("eval_trials", "eval_seed", "episodes_per_trial", "env_steps_budget")
 PROTOCOL_FIELDS += ("algo_hash",)
 EXTRA_METRICS = {
@@ -109,6 +113,8 @@ def _record(client: Any, raw: pd.DataFrame, run: dict[str, Any], experiment: str
         "per_episode_returns": _json(evaluation.get("per_episode_returns", [])),
         "heldout_task_params": _json({k: _parse(v) for k, v in heldout.items()}) if heldout else "",
         "behaviour": _json(evaluation["behaviour"]) if evaluation.get("behaviour") else "",
+        "random_reference": evaluation.get("random_reference"),
+        "oracle_reference": evaluation.get("oracle_reference"),
     }
     for metric, column in EXTRA_METRICS.items():
         record[column] = value(f"metrics.{metric}") or record.get(column, "")
