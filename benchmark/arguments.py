@@ -154,6 +154,12 @@ def add_study_commands(command: Callable[..., OneLineParser]) -> None:
     table.add_argument(
         "--export-runs", metavar="FILE", default=None, help="merge the runs' records into this CSV"
     )
+    table.add_argument(
+        "--normalise-to",
+        default="oracle",
+        help="upper reference of normalised scores: oracle (the revealed-task runs' mean where "
+        "the family has no oracle) or revealed (theirs wherever task.reveal=true runs exist)",
+    )
 
     add_compare_command(command)
 

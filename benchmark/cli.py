@@ -214,6 +214,7 @@ def cmd_table(args: argparse.Namespace) -> int:
         uri,
         sources=args.sources,
         export_runs=args.export_runs,
+        normalise_to=args.normalise_to,
     )
 
 

@@ -27,6 +27,7 @@ from mlflow.tracking import MlflowClient
 
 from benchmark.reporting import stats
 from benchmark.reporting.records import merge_records, read_records, records_from_store
+from benchmark.reporting.references import NORMALISE_TO, has_revealed, with_revealed_references
 from benchmark.reporting.report import Report, render
 from benchmark.reporting.runs import METRICS, latest_sweep_experiment, open_store, read_experiment
 from benchmark.run.tracking import SWEEP
@@ -46,6 +47,7 @@ def table_command(
     results_dir: Path = Path("results"),
     sources: list[str] | None = None,
     export_runs: str | None = None,
+    normalise_to: str = "oracle",
 ) -> int:
     """Build the report of an experiment (or of run records), write it, print it.
 
@@ -58,18 +60,24 @@ def table_command(
         results_dir: where ``<name>.md``, ``<name>.csv`` and ``<name>/*.png`` go (MLflow only).
         sources: run-record CSVs or globs to read instead of MLflow (``--from``).
         export_runs: a ledger CSV the experiment's run records are merged into.
+        normalise_to: the upper reference of normalised scores
+            (:data:`benchmark.reporting.references.NORMALISE_TO`).
     """
     require(fmt in FORMATS, f"unknown format '{fmt}'; valid formats: {', '.join(FORMATS)}")
+    require(
+        normalise_to in NORMALISE_TO,
+        f"unknown --normalise-to '{normalise_to}'; valid: {', '.join(NORMALISE_TO)}",
+    )
     if sources:
         require(
             experiment is None and export_runs is None,
             "table --from reads run records; --experiment and --export-runs need an MLflow store",
         )
-        report = report_from_records(read_records(sources), baseline, sources)
+        report = report_from_records(read_records(sources), baseline, sources, normalise_to)
     else:
         client = open_store(tracking_uri)
         experiment = experiment or latest_sweep_experiment(client)
-        report = build_report(client, tracking_uri, experiment, baseline)
+        report = build_report(client, tracking_uri, experiment, baseline, normalise_to)
         write_results(client, report, results_dir)
         if export_runs:
             merged = merge_records(export_runs, records_from_store(tracking_uri, experiment))
@@ -85,7 +93,11 @@ def table_command(
 
 
 def build_report(
-    client: MlflowClient, tracking_uri: str, experiment: str, baseline: str | None
+    client: MlflowClient,
+    tracking_uri: str,
+    experiment: str,
+    baseline: str | None,
+    normalise_to: str = "oracle",
 ) -> Report:
     """Read, select and summarise the runs of ``experiment``.
 
@@ -94,30 +106,38 @@ def build_report(
         tracking_uri: the same store (for ``mlflow.search_runs``).
         experiment: an existing experiment name (else a ConfigError listing the existing ones).
         baseline: the P(improvement) baseline; None means ``a2c`` where it has runs.
+        normalise_to: the upper reference of normalised scores (``oracle`` or ``revealed``).
     """
     _, runs, parent = read_experiment(client, tracking_uri, experiment)
     require(not runs.empty, f"experiment '{experiment}' has no finished runs of algorithms yet")
+    if has_revealed(runs):  # the same runs as records, which carry each run's random reference
+        runs = records_from_store(tracking_uri, experiment)
     name = parent.data.tags.get(SWEEP, experiment) if parent else experiment
     origin = f"MLflow experiment `{experiment}`"
-    report = summarised_report(name, experiment, runs, baseline, origin)
+    report = summarised_report(name, experiment, runs, baseline, origin, normalise_to=normalise_to)
     report.command = f"metarl-bench table --experiment {shlex.quote(experiment)}"
     report.parent_id = parent.info.run_id if parent else None
     return report
 
 
-def report_from_records(records: pd.DataFrame, baseline: str | None, sources: list[str]) -> Report:
+def report_from_records(
+    records: pd.DataFrame, baseline: str | None, sources: list[str], normalise_to: str = "oracle"
+) -> Report:
     """The report of run records (ledger rows), summarised as an experiment's runs are.
 
     Args:
         records: :func:`benchmark.reporting.records.read_records` output.
         baseline: the P(improvement) baseline; None means ``a2c`` where it has runs.
         sources: the files or globs the records came from (named in the report).
+        normalise_to: the upper reference of normalised scores (``oracle`` or ``revealed``).
     """
     require(not records.empty, f"the run records {' '.join(sources)} hold no runs")
     names = [Path(s).stem for s in sources]
     name = names[0] if len(names) == 1 and "*" not in names[0] else "records"
     origin = "Run records " + ", ".join(f"`{s}`" for s in sources)
-    report = summarised_report(name, "run records", records, baseline, origin)
+    report = summarised_report(
+        name, "run records", records, baseline, origin, normalise_to=normalise_to
+    )
     report.command = "metarl-bench table --from " + " ".join(shlex.quote(s) for s in sources)
     return report
 
@@ -129,6 +149,7 @@ def summarised_report(
     baseline: str | None,
     origin: str,
     with_baseline: bool = True,
+    normalise_to: str = "oracle",
 ) -> Report:
     """A :class:`Report` of ``runs`` with its tidy frame, baseline and summary.
 
@@ -139,8 +160,13 @@ def summarised_report(
         baseline: the P(improvement) baseline; None means ``a2c`` where it has runs.
         origin: the sentence's subject naming the runs' source in markdown.
         with_baseline: False: no P(improvement) over one baseline (a caller adds its own).
+        normalise_to: the upper reference of normalised scores: ``oracle`` (the revealed-task
+            reference only where the oracle is NaN) or ``revealed``
+            (:mod:`benchmark.reporting.references`).
     """
+    runs, methods = with_revealed_references(runs, normalise_to)
     report = Report(re.sub(r"[^\w.-]+", "_", name), experiment, runs, tidy_frame(runs), None)
+    report.methods += methods
     report.origin = origin
     if with_baseline:
         report.baseline = _choose_baseline(runs, baseline, report.notes)
