@@ -155,6 +155,13 @@ def add_study_commands(command: Callable[..., OneLineParser]) -> None:
         "--export-runs", metavar="FILE", default=None, help="merge the runs' records into this CSV"
     )
     table.add_argument(
+        "--where",
+        nargs="+",
+        metavar="KEY=VALUE",
+        default=None,
+        help="only the runs with these values (seed=0,1,2 pulls=10 algorithm=rl2)",
+    )
+    table.add_argument(
         "--normalise-to",
         default="oracle",
         help="upper reference of normalised scores: oracle (the revealed-task runs' mean where "

@@ -215,6 +215,7 @@ def cmd_table(args: argparse.Namespace) -> int:
         sources=args.sources,
         export_runs=args.export_runs,
         normalise_to=args.normalise_to,
+        where=args.where,
     )
 
 

@@ -104,4 +104,39 @@ def test_read_records_expands_globs_and_names_a_bad_file(sweep_store, tmp_path, 
     assert main(["table", "--from", str(tmp_path / "none-*.csv")]) == 2
     assert "no run records match" in capsys.readouterr().err
     assert main(["table", "--from", str(bad), "--experiment", "x"]) == 2
-    assert "--experiment and --export-runs need an MLflow store" in capsys.readouterr().err
+    assert "--experiment needs a store" in capsys.readouterr().err
+
+
+def test_where_selects_the_runs_of_the_table_and_of_the_export(sweep_store, tmp_path, capsys):
+    _, uri = sweep_store
+    ledger, selected = tmp_path / "ledger.csv", tmp_path / "selected.csv"
+    merge_records(ledger, records_from_store(uri, "tiny-records"))
+    table = ["table", "--from", str(ledger), "--format", "csv", "--where"]
+    assert main([*table, "algorithm=lstm-a2c", "seed=1", "--export-runs", str(selected)]) == 0
+    picked = read_records([selected])
+    assert list(picked["algorithm"]) == ["lstm-a2c"] and list(picked["seed"]) == [1]
+    assert main([*table, "pulls=10", "seed=0,1", "--out", str(tmp_path / "t.csv")]) == 0
+    summary = pd.read_csv(tmp_path / "t.csv")
+    assert set(summary["algorithm"]) == {"lstm-a2c", "random"}
+    assert main([*table, "pulls=100"]) == 2  # a task parameter that no run has: no runs left
+    assert (
+        main(
+            [
+                "--tracking-uri",
+                uri,
+                "table",
+                "--experiment",
+                "tiny-records",
+                "--where",
+                "kind=classical",
+                "--export-runs",
+                str(tmp_path / "c.csv"),
+            ]
+        )
+        == 0
+    )
+    assert set(read_records([tmp_path / "c.csv"])["algorithm"]) == {"random"}
+    capsys.readouterr()
+    assert main([*table, "colour=red"]) == 2
+    assert "unknown --where key 'colour'" in capsys.readouterr().err
+    assert main([*table, "seed"]) == 2

@@ -203,6 +203,33 @@ def typed(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def select_records(frame: pd.DataFrame, where: Iterable[str]) -> pd.DataFrame:
+    """The records matching every ``KEY=VALUE`` condition.
+
+    A KEY is a record column (``algorithm``, ``kind``, ``seed``, ``task``, ...) or a task
+    parameter (``pulls``, ``arms``, ...; compared with the value in ``task_params``). Several
+    values of one KEY, comma-separated (``seed=0,1,2``), match any of them.
+
+    Args:
+        frame: records.
+        where: the conditions; an unknown KEY or a condition without ``=`` is a ConfigError.
+    """
+    keep = pd.Series(True, index=frame.index)
+    params = frame["task_params"].map(lambda text: _parse(text) or {}) if len(frame) else None
+    known = set(COLUMNS) | {k for p in (params if params is not None else []) for k in p}
+    for condition in where:
+        key, sep, text = condition.partition("=")
+        require(sep == "=" and key, f"--where takes KEY=VALUE, got '{condition}'")
+        require(key in known, f"unknown --where key '{key}'; keys: {', '.join(sorted(known))}")
+        wanted = {value.strip() for value in text.split(",")}
+        if key in COLUMNS:
+            values = frame[key].map(_text)
+        else:
+            values = params.map(lambda p, key=key: _text(p.get(key)))
+        keep &= values.isin(wanted)
+    return frame[keep]
+
+
 def merge_records(path: str | Path, frame: pd.DataFrame) -> pd.DataFrame:
     """Merge ``frame`` into the ledger at ``path`` (created if absent) and return the merged rows.
 

@@ -26,7 +26,12 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from benchmark.reporting import stats
-from benchmark.reporting.records import merge_records, read_records, records_from_store
+from benchmark.reporting.records import (
+    merge_records,
+    read_records,
+    records_from_store,
+    select_records,
+)
 from benchmark.reporting.references import NORMALISE_TO, has_revealed, with_revealed_references
 from benchmark.reporting.report import Report, render
 from benchmark.reporting.runs import METRICS, latest_sweep_experiment, open_store, read_experiment
@@ -48,6 +53,7 @@ def table_command(
     sources: list[str] | None = None,
     export_runs: str | None = None,
     normalise_to: str = "oracle",
+    where: list[str] | None = None,
 ) -> int:
     """Build the report of an experiment (or of run records), write it, print it.
 
@@ -59,32 +65,41 @@ def table_command(
         tracking_uri: the MLflow store (unused with ``sources``).
         results_dir: where ``<name>.md``, ``<name>.csv`` and ``<name>/*.png`` go (MLflow only).
         sources: run-record CSVs or globs to read instead of MLflow (``--from``).
-        export_runs: a ledger CSV the experiment's run records are merged into.
+        export_runs: a ledger CSV the run records (of the experiment, or of ``sources``) are
+            merged into.
         normalise_to: the upper reference of normalised scores
             (:data:`benchmark.reporting.references.NORMALISE_TO`).
+        where: ``KEY=VALUE`` conditions that select the runs of the table and of the export
+            (:func:`benchmark.reporting.records.select_records`); the table is then built from
+            the selected records.
     """
     require(fmt in FORMATS, f"unknown format '{fmt}'; valid formats: {', '.join(FORMATS)}")
     require(
         normalise_to in NORMALISE_TO,
         f"unknown --normalise-to '{normalise_to}'; valid: {', '.join(NORMALISE_TO)}",
     )
+    records = None
     if sources:
-        require(
-            experiment is None and export_runs is None,
-            "table --from reads run records; --experiment and --export-runs need an MLflow store",
-        )
-        report = report_from_records(read_records(sources), baseline, sources, normalise_to)
+        require(experiment is None, "table --from reads run records; --experiment needs a store")
+        records = select_records(read_records(sources), where or [])
+        report = report_from_records(records, baseline, sources, normalise_to)
+    elif where:
+        experiment = experiment or latest_sweep_experiment(open_store(tracking_uri))
+        records = select_records(records_from_store(tracking_uri, experiment), where)
+        report = report_from_records(records, baseline, [experiment], normalise_to)
     else:
         client = open_store(tracking_uri)
         experiment = experiment or latest_sweep_experiment(client)
         report = build_report(client, tracking_uri, experiment, baseline, normalise_to)
         write_results(client, report, results_dir)
-        if export_runs:
-            merged = merge_records(export_runs, records_from_store(tracking_uri, experiment))
-            print(
-                f"{len(report.runs)} run records merged into {export_runs} ({len(merged)} rows)",
-                file=sys.stderr,
-            )
+    if export_runs:
+        if records is None:
+            records = records_from_store(tracking_uri, experiment)
+        merged = merge_records(export_runs, records)
+        print(
+            f"{len(records)} run records merged into {export_runs} ({len(merged)} rows)",
+            file=sys.stderr,
+        )
     text = render(report, fmt)
     print(text)
     if out:
