@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: bench test lint install
+.PHONY: bench test lint install reference
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -21,3 +21,20 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+# The reference table (docs/reference.md): every reference sweep (each resumes), its run records
+# merged into results/reference/<family>.csv, RL²'s bandit rows from its RL² Table 1 ledger, and
+# results/reference.{md,csv} built from the merged records.
+reference: $(STAMP)
+	mkdir -p results/reference
+	for f in benchmark/configs/sweeps/reference/*.yaml; do \
+	  family=$$(basename $$f .yaml); \
+	  $(VENV)/bin/metarl-bench sweep $$f --workers 1 && \
+	  $(VENV)/bin/metarl-bench table --experiment reference-$$family \
+	    --export-runs results/reference/$$family.csv > /dev/null || exit 1; \
+	done
+	$(VENV)/bin/metarl-bench table --from results/ledgers/rl2-table1.csv --where algorithm=rl2 pulls=10 seed=0,1,2 \
+	  --export-runs results/reference/bernoulli-bandit.csv > /dev/null
+	$(VENV)/bin/metarl-bench table --from 'results/reference/*.csv' --out results/reference.md > /dev/null
+	$(VENV)/bin/metarl-bench table --from 'results/reference/*.csv' --format csv \
+	  --out results/reference.csv > /dev/null
