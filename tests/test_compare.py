@@ -46,16 +46,29 @@ def ledger(tmp_path_factory):
     return folder, path, mine
 
 
+@pytest.fixture(autouse=True)
+def in_tmp(tmp_path, monkeypatch):
+    """Each test works in its own folder: compare writes ``results/compare-<algo>.*`` there."""
+    monkeypatch.chdir(tmp_path)
+
+
 def compare(mine: str, *args: str) -> list[str]:
     return ["--tracking-uri", mine, "compare", "lstm-a2c", "--workers", "1", *args]
 
 
-def test_compare_runs_only_the_algorithm_and_gives_a_verdict_per_baseline(ledger, capfd):
+def test_compare_runs_only_the_algorithm_and_gives_a_verdict_per_baseline(ledger, capfd, tmp_path):
     folder, path, mine = ledger
     out = folder / "compare.json"
     assert main(compare(mine, "--against", str(path), "--format", "json", "--out", str(out))) == 0
     err = capfd.readouterr().err
     assert "2 runs in experiment 'compare-lstm-a2c'" in err and "2 to run" in err
+    # The table is also written to results/ as table writes its own: markdown naming the
+    # command, and the long summary as CSV.
+    assert "wrote results/compare-lstm-a2c.md and results/compare-lstm-a2c.csv" in err
+    markdown = (tmp_path / "results" / "compare-lstm-a2c.md").read_text()
+    assert f"Regenerate with `metarl-bench compare lstm-a2c --against {path}`" in markdown
+    assert "## lstm-a2c against each baseline" in markdown
+    written = pd.read_csv(tmp_path / "results" / "compare-lstm-a2c.csv")
     payload = json.loads(out.read_text())
     verdicts = {
         row["baseline"]: row for row in payload["sections"]["lstm-a2c against each baseline"]
@@ -68,6 +81,7 @@ def test_compare_runs_only_the_algorithm_and_gives_a_verdict_per_baseline(ledger
     mine_rows = summary[(summary["algorithm"] == "lstm-a2c") & (summary["scope"] == "setting")]
     assert set(mine_rows["n"]) == {2} and set(mine_rows["setting"]) == {SETTING}
     assert "difference_over_a2c" in set(summary["statistic"])
+    assert set(written["statistic"]) == set(summary["statistic"]) and len(written) == len(summary)
     assert any("MDD = (t_(1-α/2,df) + t_(power,df))" in line for line in payload["methods"])
 
     # A rerun resumes: nothing is trained again, and the table is the same.

@@ -295,13 +295,25 @@ def write_results(client: MlflowClient, report: Report, results_dir: Path) -> li
 
     results_dir.mkdir(parents=True, exist_ok=True)
     report.plots = plot_sweep(client, report.runs, results_dir / report.name)
-    markdown = results_dir / f"{report.name}.md"
-    markdown.write_text(render(report, "markdown", plots_relative_to=results_dir) + "\n")
-    table = results_dir / f"{report.name}.csv"
-    table.write_text(render(report, "csv"))
+    markdown, table = write_tables(report, results_dir)
     if report.parent_id:
         client.log_artifact(report.parent_id, str(markdown), "tables")
         client.log_artifact(report.parent_id, str(table), "tables")
         for plot in report.plots:
             client.log_artifact(report.parent_id, str(plot), "plots")
     return [markdown, table, *report.plots]
+
+
+def write_tables(report: Report, results_dir: Path) -> list[Path]:
+    """Write ``<name>.md`` (linking ``report.plots``) and ``<name>.csv`` into ``results_dir``.
+
+    Args:
+        report: the built report (its ``command`` is named in the markdown).
+        results_dir: the results folder (created).
+    """
+    results_dir.mkdir(parents=True, exist_ok=True)
+    markdown = results_dir / f"{report.name}.md"
+    markdown.write_text(render(report, "markdown", plots_relative_to=results_dir) + "\n")
+    table = results_dir / f"{report.name}.csv"
+    table.write_text(render(report, "csv"))
+    return [markdown, table]

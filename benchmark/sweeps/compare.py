@@ -18,12 +18,15 @@ their stored runs, with a verdict per baseline.
    learned baseline and classical strategy; across settings the IQM; and per baseline
    P(ALGO > baseline) with its bootstrap CI, the difference of per-seed normalised scores with its
    Welch CI, the minimum detectable difference and a verdict (:mod:`benchmark.reporting.verdict`).
+   It is written to ``results/compare-<algo>.md`` (naming the command that regenerates it) and
+   ``.csv`` by ``table``'s writer, and printed in the chosen format (also to ``--out``).
 """
 
 from __future__ import annotations
 
 import json
 import shlex
+import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -35,7 +38,7 @@ import yaml
 from benchmark.reporting.comparison import add_verdicts
 from benchmark.reporting.records import expand_paths, protocol, read_records, records_from_store
 from benchmark.reporting.report import render
-from benchmark.reporting.table import FORMATS, summarised_report
+from benchmark.reporting.table import FORMATS, summarised_report, write_tables
 from benchmark.run.tracking import SUITE_ROOT, safe_name
 from benchmark.sweeps.driver import EXIT_INTERRUPTED, EXIT_PENDING, sweep_command
 from benchmark.sweeps.grid import Sweep, load_sweep
@@ -54,14 +57,15 @@ def compare_command(
     options: dict[str, Any],
     tracking_uri: str,
 ) -> int:
-    """Run ALGO on the stored rows' protocol, check it, and print the comparison table.
+    """Run ALGO on the stored rows' protocol, check it, write and print the comparison table.
 
     Args:
         algo: a registered algorithm or ``module:Class``.
         options: ``against`` (files, globs or one experiment; None: the reference ledgers),
             ``families``, ``settings`` (lists or None), ``seeds`` (int or None), ``budget``
             (env steps or None), ``allow_mismatch``, ``format``, ``out``, ``launcher``,
-            ``workers``, ``ray_address``.
+            ``workers``, ``ray_address``, ``results_dir`` (default ``results``: where
+            ``compare-<algo>.md`` and ``.csv`` go).
         tracking_uri: the MLflow store ALGO's runs go to.
 
     Returns:
@@ -91,6 +95,8 @@ def compare_command(
     report.command = command_line(algo, options)
     report.notes += notes + budget_notes(algo, plan, stored)
     add_verdicts(report, algo)
+    written = write_tables(report, Path(options.get("results_dir") or "results"))
+    print(f"wrote {' and '.join(str(path) for path in written)}", file=sys.stderr)
     text = render(report, fmt)
     print(text)
     if options.get("out"):
