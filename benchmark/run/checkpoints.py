@@ -2,7 +2,8 @@
 
 A checkpoint is one ``torch.save`` file of plain data (tensors, numbers, strings, lists, dicts):
 
-- ``format``, ``algorithm`` (a registered name, or ``module:Class`` for a plug-in), ``task``;
+- ``format``, ``algorithm`` (a registered name, or ``module:Class`` for a plug-in), ``task``,
+  ``task_version`` (the family's :attr:`tasks.TaskFamily.version` when it was written);
 - ``config``: the run's resolved config as plain data;
 - ``module``: the module's ``state_dict`` (parameters and buffers, the env-step counter among them);
 - ``training`` (resumable checkpoints): the optimiser steps taken, the optimisers' states, the
@@ -29,7 +30,7 @@ from omegaconf import OmegaConf
 
 from baselines import MetaRLAlgorithm, get_algorithm_class
 from baselines.registry import ALGORITHMS, algorithm_names
-from tasks import ConfigError, require
+from tasks import ConfigError, get_task_class, require
 
 FORMAT = "metarl-bench/checkpoint-1"
 ARTIFACT_DIR = "checkpoints"
@@ -53,6 +54,7 @@ def module_payload(
     """
     plain = OmegaConf.to_container(config, resolve=True) if OmegaConf.is_config(config) else config
     payload = {"format": FORMAT, "algorithm": algo_name, "task": task_name, "config": plain}
+    payload["task_version"] = str(get_task_class(task_name).version)
     return payload if module is None else {**payload, "module": module.state_dict()}
 
 

@@ -11,8 +11,10 @@ and in a Ray task.
 A learned job trains with a resumable checkpoint at the path the driver chose (``Job.checkpoint``),
 which also holds the metrics logged so far. A job whose checkpoint file exists and holds its config
 continues from it, so a run whose worker was killed restarts at its last checkpoint, and its record
-still has its whole metric history. On a multi-machine Ray cluster the file is found only where the
-path is on a filesystem that the driver's machine and every node share.
+still has its whole metric history. A checkpoint written under another version of the task family
+is not continued: the run starts from zero, with a one-line note on stderr. On a multi-machine
+Ray cluster the file is found only where the path is on a filesystem that the driver's machine and
+every node share.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -214,7 +217,9 @@ def resume_point(job: Job, path: Path | None) -> dict | None:
     """The checkpoint at ``path`` if it is one of ``job``'s run, else None (start from zero).
 
     It must name the job's algorithm (no other plug-in is imported), resolve to the job's config
-    hash and carry the metrics logged before it.
+    hash, carry the metrics logged before it and have been written under this checkout's version
+    of the family (a checkpoint without ``task_version`` is version 1); one of another version
+    is refused with a note on stderr.
 
     Args:
         job: the learned run about to train.
@@ -224,6 +229,7 @@ def resume_point(job: Job, path: Path | None) -> dict | None:
         return None
     from benchmark.run.checkpoints import read_checkpoint
     from benchmark.run.config import load_resolved_config
+    from benchmark.run.tracking import current_version, task_tags
     from tasks import ConfigError
 
     try:
@@ -233,7 +239,18 @@ def resume_point(job: Job, path: Path | None) -> dict | None:
         spec = load_resolved_config(job.name, str(checkpoint["task"]), checkpoint["config"])
     except (ConfigError, KeyError, TypeError):
         return None
-    return checkpoint if spec.config_hash() == job.config_hash else None
+    if spec.config_hash() != job.config_hash:
+        return None
+    made = {"task": job.task, "task_version": str(checkpoint.get("task_version", "1"))}
+    if not current_version(made):
+        print(
+            f"note: {job.label}: not resuming {path}: it was written at {job.task} version "
+            f"{made['task_version']}, this checkout's {job.task} is version "
+            f"{task_tags(job.task)['task_version']}; training from the start",
+            file=sys.stderr,
+        )
+        return None
+    return checkpoint
 
 
 def _evaluate(job: Job) -> dict[str, Any]:
