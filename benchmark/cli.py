@@ -117,7 +117,7 @@ def run_spec(args: argparse.Namespace, uri: str):
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a strategy, a checkpoint or an MLflow run on held-out trials."""
-    from benchmark.run.policies import evaluate_reference
+    from benchmark.run.policies import behaviour_lines, evaluate_reference
 
     payload = evaluate_reference(
         args.policy,
@@ -129,7 +129,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         tune_trials=args.tune_trials,
         plugin=args.algorithm,
     )
-    _print_summary(payload, args.json)
+    if args.json:
+        print(json.dumps(payload))
+        return 0
+    heldout = payload.pop("heldout", None) or {}
+    sections = (payload, {f"heldout {key}": value for key, value in heldout.items()})
+    width = max(20, *(len(key) for section in sections for key in section))
+    for section in sections:
+        behaviour = {key: section.pop(key) for key in list(section) if key.endswith("behaviour")}
+        _print_summary(section, False, width)
+        for key, value in behaviour.items():  # the family's statistics, one per line
+            print(f"{key:>{width}}:" + ("" if value else " none"))
+            for line in behaviour_lines(value or {}):
+                print(f"{'':>{width + 2}}{line}")
     return 0
 
 
@@ -251,14 +263,14 @@ def cmd_perf(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_summary(summary: dict, as_json: bool) -> None:
+def _print_summary(summary: dict, as_json: bool, width: int = 20) -> None:
     if as_json:
         print(json.dumps(summary))
         return
     for key, value in summary.items():
         if isinstance(value, float):
             value = f"{value:.4f}"
-        print(f"{key:>20}: {value}")
+        print(f"{key:>{width}}: {value}")
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {

@@ -18,6 +18,7 @@ from benchmark.cli import main
 from benchmark.reporting.behaviour import record_behaviours, stay_pattern
 from benchmark.reporting.records import read_records, records_from_store
 from benchmark.run.evaluation import evaluate_policy, evaluation_record, result_metrics
+from benchmark.run.policies import behaviour_lines
 from benchmark.run.runner import eval_metrics
 from tasks import ConfigError, make_task
 from tasks.two_step import STAY_CELLS
@@ -49,8 +50,26 @@ def test_evaluate_prints_the_stay_table_of_both_distributions(capsys):
     for record in (behaviour, heldout):
         assert sum(record[f"pairs_{cell}"] for cell in STAY_CELLS) == 30 * 11
         assert record["pairs_common_rewarded"] > record["pairs_rare_rewarded"] > 0
-    assert main([*argv, "--trials", "5"]) == 0
-    assert "behaviour: {'stay_common_rewarded': 1.0" in capsys.readouterr().out
+    assert main([*argv, "eval.task.reversal_prob=1", "--trials", "5"]) == 0
+    lines = [line.strip() for line in capsys.readouterr().out.splitlines()]
+    train, heldout = lines.index("behaviour:"), lines.index("heldout behaviour:")
+    for first, stay in ((train, "1.000"), (heldout, "0.000")):
+        shown = [line.split(" (n=") for line in lines[first + 1 : first + 5]]
+        assert [text for text, _ in shown] == [
+            f"stay {cell.replace('_', ' ')}: {stay}" for cell in STAY_CELLS
+        ]
+        assert sum(int(count.rstrip(")")) for _, count in shown) == 5 * 11  # every episode pair
+    assert not any("pairs" in line or "stay_" in line for line in lines)  # no raw dict
+
+
+def test_behaviour_lines_pair_each_statistic_with_its_count_whatever_the_keys():
+    behaviour = {"stay_a": 0.5, "switch_b": float("nan"), "pairs_a": 12, "trials": 3, "n_c": 4}
+    assert behaviour_lines(behaviour) == [
+        "stay a: 0.500 (n=12)",
+        "switch b: nan",
+        "trials: 3",
+        "n c: 4",
+    ]
 
 
 def test_a_run_logs_the_stay_table_of_both_evaluations_and_writes_it_to_its_record():

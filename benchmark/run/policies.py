@@ -106,3 +106,39 @@ def _learned_policies(reference: str, families: list, tracking_uri: str | None, 
             f"differ from {family.describe()}",
         )
     return [module.make_policy() for _ in families], torch.device("cpu")
+
+
+def behaviour_lines(behaviour: dict[str, Any]) -> list[str]:
+    """A family's behavioural statistics as readable lines, whatever its keys, e.g.
+    ``stay common rewarded: 0.974 (n=38)``.
+
+    An integer entry ``<count>_<cell>`` (``pairs_common_rewarded``) whose ``<cell>`` also ends a
+    statistic's name (``stay_common_rewarded``) counts the observations behind that statistic: it
+    is shown as the statistic's ``(n=...)``, not on a line of its own.
+
+    Args:
+        behaviour: a :meth:`tasks.base.TaskFamily.behaviour_recorder` summary.
+    """
+    statistics = {_cell(key) for key, value in behaviour.items() if not _is_count(value)}
+    counts = {
+        _cell(key): value
+        for key, value in behaviour.items()
+        if _is_count(value) and "_" in key and _cell(key) in statistics
+    }
+    lines = []
+    for key, value in behaviour.items():
+        label = key.replace("_", " ")
+        if not _is_count(value):
+            count = counts.get(_cell(key))
+            lines.append(f"{label}: {value:.3f}" + ("" if count is None else f" (n={count})"))
+        elif not ("_" in key and _cell(key) in counts):
+            lines.append(f"{label}: {value}")
+    return lines
+
+
+def _cell(key: str) -> str:
+    return key.split("_", 1)[-1]
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
