@@ -17,7 +17,7 @@ from baselines.classical.tabular import (
     extended_value_iteration,
 )
 from baselines.strategies import get_strategy, register_strategy
-from benchmark.run.evaluation import evaluate_policy, play_trials
+from benchmark.run.evaluation import evaluate_policy, play_recorded
 from tasks import ConfigError, TrialEngine, make_task, task_generator
 from tasks.tabular_mdp import finite_horizon_q
 
@@ -72,8 +72,8 @@ def test_the_engine_restarts_episodes_in_state_zero_with_the_time_step_cleared()
 def _rollout(seed: int) -> torch.Tensor:
     family = make_task("tabular-mdp", horizon=4, episodes=3)
     policy = get_strategy("psrl").build(family)
-    totals, _, _, tasks = play_trials(policy, family, 8, seed)
-    return torch.cat([totals, tasks["rewards"].flatten()])
+    played = play_recorded(policy, family, 8, seed)
+    return torch.cat([played.totals, played.tasks["rewards"].flatten()])
 
 
 def test_seeding_is_deterministic_and_splits_differ():

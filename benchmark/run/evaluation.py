@@ -167,23 +167,6 @@ class PlayedTrials:
     """The summary of the family's behaviour recorder; None where it has none."""
 
 
-def play_trials(
-    policy: Policy,
-    family: TaskFamily,
-    trials: int,
-    seed: int,
-    device: torch.device | str = "cpu",
-    split: str = "test",
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-    """Play whole trials.
-
-    Returns totals [N], returns per episode [N, episodes], the length in steps of every episode
-    (float [N, episodes]) and the tasks played (:func:`play_recorded`'s fields).
-    """
-    played = play_recorded(policy, family, trials, seed, device, split)
-    return played.totals, played.per_episode, played.steps, played.tasks
-
-
 def play_recorded(
     policy: Policy,
     family: TaskFamily,

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from baselines.strategies import get_strategy
-from benchmark.run.evaluation import play_trials
+from benchmark.run.evaluation import play_recorded
 from benchmark.run.tuning import EVAL_SPLIT, TUNE_SPLIT, best_value, grid_of
 from benchmark.studies.cells import Cell
 from benchmark.studies.inputs import Run
@@ -82,7 +82,8 @@ def run_job(job: Job) -> Measurement:
     started = time.perf_counter()
     family = make_task(job.family, **job.setting.task())
     policy = get_strategy(job.strategy).build(family, dict(job.params))
-    totals, _, _, tasks = play_trials(policy, family, job.trials, job.seed, split=job.split)
+    played = play_recorded(policy, family, job.trials, job.seed, split=job.split)
+    totals, tasks = played.totals, played.tasks
     total = totals.mean().item()
     if not job.normalised:
         stderr = totals.std().item() / math.sqrt(job.trials) if job.trials > 1 else float("nan")

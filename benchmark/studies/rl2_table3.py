@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from benchmark.run.config import RunSpec, heldout_task_params
-from benchmark.run.evaluation import play_trials
+from benchmark.run.evaluation import play_recorded
 from benchmark.studies.cells import Results
 from benchmark.studies.inputs import Run, all_settings
 from benchmark.studies.spec import Column, Setting, TableSpec
@@ -88,7 +88,7 @@ def measure_mazes(run: Run, spec: RunSpec, run_id: str, tracking_uri: str) -> di
     for setting in all_settings(run.spec):
         params = heldout_task_params(FAMILY, trained, eval_overrides(setting, trained))
         family = make_task(FAMILY, **params)
-        _, _, steps, _ = play_trials(module.make_policy(), family, run.trials, spec.seed)
+        steps = play_recorded(module.make_policy(), family, run.trials, spec.seed).steps
         measured[setting.name] = {**episode_statistics(steps), "task": params}
     return measured
 
