@@ -177,8 +177,15 @@ def add_study_commands(command: Callable[..., OneLineParser]) -> None:
         nargs="*",
         metavar="FAMILY",
         default=None,
-        help="instead: rl2's env steps/s on these families (none named: every installed one), "
+        help="instead: env steps/s on these families (none named: every installed one), "
         "written to results/throughput.csv and results/perf.md",
+    )
+    perf.add_argument(
+        "--algorithms",
+        nargs="+",
+        metavar="ALGO",
+        default=None,
+        help="with --families: the learned algorithms measured (default rl2; 'all': every one)",
     )
     perf.add_argument(
         "--time-to-quality",

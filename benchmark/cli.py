@@ -247,10 +247,11 @@ def cmd_perf(args: argparse.Namespace) -> int:
         args.families is None or not args.time_to_quality,
         "perf takes --families or --time-to-quality, not both",
     )
+    require(args.algorithms is None or args.families is not None, "--algorithms needs --families")
     if args.families is not None:
         from benchmark.studies.perf_families import run_family_perf
 
-        rows = run_family_perf(args.families, args.quick)
+        rows = run_family_perf(args.families, args.quick, algorithms=args.algorithms)
     elif args.time_to_quality:
         from benchmark.studies.time_to_quality import time_to_quality_rows
 

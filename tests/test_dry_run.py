@@ -122,3 +122,21 @@ def test_perf_families_refuses_an_unknown_family(capsys):
         raise SystemExit(main(["perf", "--families", "no-such-family", "--quick"]))
     assert exit_info.value.code == 2
     assert "unknown task 'no-such-family'; valid tasks:" in capsys.readouterr().err
+
+
+def test_perf_families_measures_the_named_algorithms_and_refuses_unknown_ones(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    _write_rates(tmp_path, [])
+    args = ["perf", "--families", "bernoulli-bandit", "--quick", "--algorithms"]
+    assert main([*args, "lstm-a2c", "a2c"]) == 0
+    with (tmp_path / "results" / "throughput.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert sorted(row["algorithm"] for row in rows) == ["a2c", "lstm-a2c"]
+    assert all(float(row["env_steps_per_second"]) > 0 for row in rows)
+    capsys.readouterr()
+    assert main([*args, "ppo"]) == 2
+    assert "unknown algorithm 'ppo'; valid algorithms: all, " in capsys.readouterr().err
+    assert main(["perf", "--algorithms", "rl2"]) == 2
+    assert "--algorithms needs --families" in capsys.readouterr().err

@@ -96,19 +96,46 @@ def family_row(family: str, quick: bool, algo: str = FAMILY_ALGORITHM) -> dict[s
     }
 
 
+def algorithm_names(requested: list[str] | None) -> list[str]:
+    """The learned algorithms to measure: ``requested`` (validated; ``all`` is every registered
+    one), or :data:`FAMILY_ALGORITHM`.
+
+    Args:
+        requested: algorithm names, or None.
+    """
+    from baselines import algorithm_names as registered
+
+    valid = registered()
+    if not requested:
+        return [FAMILY_ALGORITHM]
+    if requested == ["all"]:
+        return list(valid)
+    for name in requested:
+        require(
+            name in valid, f"unknown algorithm '{name}'; valid algorithms: all, {', '.join(valid)}"
+        )
+    return list(dict.fromkeys(requested))
+
+
 def run_family_perf(
-    families: list[str] | None, quick: bool, results: Path = Path("results")
+    families: list[str] | None,
+    quick: bool,
+    results: Path = Path("results"),
+    algorithms: list[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Measure one row per family, print them and write ``throughput.csv`` and ``perf.md``.
+    """Measure one row per (algorithm, family), print them and write ``throughput.csv`` and
+    ``perf.md``.
 
     Args:
         families: the families (None or empty: every installed one).
         quick: fewer updates (for tests).
         results: the folder of ``throughput.csv`` and ``perf.md``.
+        algorithms: the learned algorithms (:func:`algorithm_names`; default RL² only).
 
     Returns:
         the rows as written to the CSV.
     """
+    algos = algorithm_names(algorithms)
     names = family_names(families)
     torch.set_num_threads(1)
     stamp = {
@@ -117,9 +144,10 @@ def run_family_perf(
         "cpu_model": cpu_model(),
     }
     rows = []
-    for name in names:
-        measured = family_row(name, quick)
-        rows.append({key: {**measured, **stamp}[key] for key in THROUGHPUT_COLUMNS})
+    for algo in algos:
+        for name in names:
+            measured = family_row(name, quick, algo)
+            rows.append({key: {**measured, **stamp}[key] for key in THROUGHPUT_COLUMNS})
     print(format_table(rows))
     results.mkdir(parents=True, exist_ok=True)
     merged = merge_throughput(read_throughput(results / "throughput.csv"), rows)
@@ -181,8 +209,9 @@ def write_perf_section(rows: list[dict[str, Any]], path: Path) -> None:
     )
     body = (
         f"{SECTION[0]}\n## Env steps per second per family\n\n"
-        f"`metarl-bench perf --families` ({FAMILY_ALGORITHM} at each pair's defaults, one torch "
-        f"thread, median update; also in results/throughput.csv):\n\n{table}\n{SECTION[1]}"
+        "`metarl-bench perf --families [--algorithms ...]` (each algorithm at each pair's "
+        "defaults, one torch thread, median update; also in results/throughput.csv):"
+        f"\n\n{table}\n{SECTION[1]}"
     )
     text = path.read_text() if path.is_file() else "# `metarl-bench perf`\n"
     if SECTION[0] in text and SECTION[1] in text:
