@@ -187,7 +187,7 @@ def recorders(tracking_uri, monkeypatch):
         started.append((family, trials, seed))
         return types.SimpleNamespace(
             mean_total_reward=0.0, stderr=0.0, normalized_score=0.0, regret=0.0,
-            per_episode_returns=[], success_rate=None,
+            per_episode_returns=[], success_rate=None, behaviour=None,
         )  # fmt: skip
 
     monkeypatch.setattr(benchmark.run.runner, "train_and_evaluate", train)
