@@ -33,7 +33,7 @@ reference: $(STAMP)
 	  $(VENV)/bin/metarl-bench table --experiment reference-$$family \
 	    --export-runs results/reference/$$family.csv > /dev/null || exit 1; \
 	done
-	$(VENV)/bin/metarl-bench table --from results/ledgers/rl2-table1.csv --where algorithm=rl2 pulls=10 seed=0,1,2 \
+	$(VENV)/bin/metarl-bench table --from results/ledgers/rl2_table1.csv --where algorithm=rl2 pulls=10 seed=0,1,2 \
 	  --export-runs results/reference/bernoulli-bandit.csv > /dev/null
 	$(VENV)/bin/metarl-bench table --from 'results/reference/*.csv' --out results/reference.md > /dev/null
 	$(VENV)/bin/metarl-bench table --from 'results/reference/*.csv' --format csv \

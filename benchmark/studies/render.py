@@ -218,7 +218,7 @@ def learned_section(run: Run, results: Results) -> list[str]:
         + (" z |" if z else "")
         + " selected seed: score ± SE |"
         + (" z |" if z else "")
-        + " env steps per run | wall s | CPU s | commit |",
+        + " env steps per run | wall s (all seeds) | CPU s (all seeds) | commit |",
         "|" + "---|" * (10 + 2 * z),
     ]
     for cell in cells:
