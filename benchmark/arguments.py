@@ -167,6 +167,12 @@ def add_study_commands(command: Callable[..., OneLineParser]) -> None:
         help="upper reference of normalised scores: oracle (the revealed-task runs' mean where "
         "the family has no oracle) or revealed (theirs wherever task.reveal=true runs exist)",
     )
+    table.add_argument(
+        "--criteria",
+        action="store_true",
+        help="append the reference criteria per setting: the best meta-learner against a2c, "
+        "its normalised score against 0.8, its later episodes against its first",
+    )
 
     add_compare_command(command)
 

@@ -228,6 +228,7 @@ def cmd_table(args: argparse.Namespace) -> int:
         export_runs=args.export_runs,
         normalise_to=args.normalise_to,
         where=args.where,
+        criteria=args.criteria,
     )
 
 

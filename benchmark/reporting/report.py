@@ -10,12 +10,16 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from benchmark.reporting import stats
+
+ALL_SETTINGS = "all settings"
+"""The ``scope`` of the summary rows across settings (IQM, P(improvement))."""
 
 
 @dataclass
@@ -112,17 +116,17 @@ def aggregate_table(report: Report) -> pd.DataFrame:
     Args:
         report: the built report.
     """
-    agg = report.summary[report.summary["scope"] != "setting"]
+    agg = report.summary[report.summary["scope"] == ALL_SETTINGS]
     rows = []
     for (algorithm, kind), entries in agg.groupby(["algorithm", "kind"], sort=False):
         by_stat = entries.set_index("statistic")
         iqm = by_stat.loc["iqm_normalized_score"]
         row = {"algorithm": algorithm, "kind": kind, "settings": iqm["setting"].split()[0]}
-        row |= {"runs": int(iqm["n"]), "IQM normalised score [95% CI]": _bracket(iqm)}
+        row |= {"runs": int(iqm["n"]), "IQM normalised score [95% CI]": bracket(iqm)}
         row["_order"] = (kind != "learned", -iqm["estimate"])
         if report.baseline:
             key = f"p_improvement_over_{report.baseline}"
-            cell = _bracket(by_stat.loc[key]) if key in by_stat.index else "—"
+            cell = bracket(by_stat.loc[key]) if key in by_stat.index else "—"
             row[f"P(X > {report.baseline}) [95% CI]"] = cell
         rows.append(row)
     if not rows:  # no normalised score at all (only families without an oracle reference)
@@ -276,7 +280,13 @@ def _plus_minus(estimate: float, low: float, high: float) -> str:
     return f"{format_number(estimate)} ± {format_number((high - low) / 2)}"
 
 
-def _bracket(entry: pd.Series) -> str:
+def bracket(entry: Mapping) -> str:
+    """An estimate with its 95% CI as ``estimate [low, high]``, its ``ci_note`` in parentheses
+    where it has one (the estimate alone where the CI is NaN).
+
+    Args:
+        entry: a summary row, or any mapping with ``estimate``, ``ci_low`` and ``ci_high``.
+    """
     if math.isnan(entry["ci_low"]):
         return format_number(entry["estimate"])
     low, high = format_number(entry["ci_low"]), format_number(entry["ci_high"])

@@ -26,6 +26,7 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from benchmark.reporting import stats
+from benchmark.reporting.criteria import add_criteria
 from benchmark.reporting.records import (
     merge_records,
     read_records,
@@ -33,14 +34,14 @@ from benchmark.reporting.records import (
     select_records,
 )
 from benchmark.reporting.references import NORMALISE_TO, has_revealed, with_revealed_references
-from benchmark.reporting.report import Report, render
+from benchmark.reporting.report import ALL_SETTINGS, Report, render
 from benchmark.reporting.runs import METRICS, latest_sweep_experiment, open_store, read_experiment
 from benchmark.run.tracking import SWEEP
 from tasks import require
 
 FORMATS = ("markdown", "csv", "latex", "json")
 DEFAULT_BASELINE = "a2c"
-IQM, ALL_SETTINGS = "iqm_normalized_score", "all settings"
+IQM = "iqm_normalized_score"
 
 
 def table_command(
@@ -54,6 +55,7 @@ def table_command(
     export_runs: str | None = None,
     normalise_to: str = "oracle",
     where: list[str] | None = None,
+    criteria: bool = False,
 ) -> int:
     """Build the report of an experiment (or of run records), write it, print it.
 
@@ -72,6 +74,7 @@ def table_command(
         where: ``KEY=VALUE`` conditions that select the runs of the table and of the export
             (:func:`benchmark.reporting.records.select_records`); the table is then built from
             the selected records.
+        criteria: append the reference criteria (:mod:`benchmark.reporting.criteria`).
     """
     require(fmt in FORMATS, f"unknown format '{fmt}'; valid formats: {', '.join(FORMATS)}")
     require(
@@ -87,10 +90,16 @@ def table_command(
         experiment = experiment or latest_sweep_experiment(open_store(tracking_uri))
         records = select_records(records_from_store(tracking_uri, experiment), where)
         report = report_from_records(records, baseline, [experiment], normalise_to)
+    if records is not None:
+        if criteria:
+            _add_criteria(report, records, normalise_to)
     else:
         client = open_store(tracking_uri)
         experiment = experiment or latest_sweep_experiment(client)
         report = build_report(client, tracking_uri, experiment, baseline, normalise_to)
+        if criteria:  # the per-episode returns are in the runs' records, not in report.runs
+            records = records_from_store(tracking_uri, experiment)
+            _add_criteria(report, records, normalise_to)
         write_results(client, report, results_dir)
     if export_runs:
         if records is None:
@@ -105,6 +114,19 @@ def table_command(
     if out:
         Path(out).write_text(text + "\n")
     return 0
+
+
+def _add_criteria(report: Report, records: pd.DataFrame, normalise_to: str) -> None:
+    """Add the reference criteria of ``records`` (which carry the per-episode returns) to
+    ``report``, normalised as the report is; refused where no run is learned."""
+    learned = report.runs["kind"] == "learned"
+    present = ", ".join(sorted(report.runs["algorithm"].unique()))
+    require(
+        bool(learned.any()),
+        f"--criteria checks learned runs (rl2, lstm-a2c, lstm-a3c, a2c, plug-ins) and these runs "
+        f"have none (algorithms: {present}); drop --criteria or select learned runs",
+    )
+    add_criteria(report, with_revealed_references(records, normalise_to)[0])
 
 
 def build_report(
@@ -147,14 +169,22 @@ def report_from_records(
         normalise_to: the upper reference of normalised scores (``oracle`` or ``revealed``).
     """
     require(not records.empty, f"the run records {' '.join(sources)} hold no runs")
-    names = [Path(s).stem for s in sources]
-    name = names[0] if len(names) == 1 and "*" not in names[0] else "records"
+    name = "_".join(_source_name(Path(source)) for source in sources)
     origin = "Run records " + ", ".join(f"`{s}`" for s in sources)
     report = summarised_report(
         name, "run records", records, baseline, origin, normalise_to=normalise_to
     )
     report.command = "metarl-bench table --from " + " ".join(shlex.quote(s) for s in sources)
     return report
+
+
+def _source_name(source: Path) -> str:
+    """A records file's stem; for a glob, its folder and the stem's literal part
+    (``results/reference/*.csv`` -> ``reference``)."""
+    literal = re.sub(r"[*?\[\]]", "", source.stem).strip("_-.")
+    if literal == source.stem:
+        return literal
+    return "-".join(part for part in (source.parent.name, literal) if part) or "records"
 
 
 def summarised_report(
