@@ -35,6 +35,6 @@ reference: $(STAMP)
 	done
 	$(VENV)/bin/metarl-bench table --from results/ledgers/rl2_table1.csv --where algorithm=rl2 pulls=10 seed=0,1,2 \
 	  --export-runs results/reference/bernoulli-bandit.csv > /dev/null
-	$(VENV)/bin/metarl-bench table --from 'results/reference/*.csv' --out results/reference.md > /dev/null
-	$(VENV)/bin/metarl-bench table --from 'results/reference/*.csv' --format csv \
+	$(VENV)/bin/metarl-bench table --from 'results/reference/*.csv' --criteria --out results/reference.md > /dev/null
+	$(VENV)/bin/metarl-bench table --from 'results/reference/*.csv' --criteria --format csv \
 	  --out results/reference.csv > /dev/null
