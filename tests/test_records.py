@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pandas as pd
 import pytest
@@ -89,6 +90,9 @@ def test_merge_replaces_rows_of_the_same_run_key_and_keeps_the_others(sweep_stor
     merge_records(other, records.iloc[:3].iloc[::-1])
     assert other.read_bytes() == first
     assert not list(tmp_path.glob(".*"))  # no temporary file left behind
+    umask = os.umask(0)
+    os.umask(umask)
+    assert ledger.stat().st_mode & 0o777 == 0o666 & ~umask  # a plain file, readable by the group
 
 
 def test_read_records_expands_globs_and_names_a_bad_file(sweep_store, tmp_path, capsys):

@@ -263,7 +263,10 @@ def write_records(path: str | Path, frame: pd.DataFrame) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     extra = [c for c in frame.columns if c not in COLUMNS]
     handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        os.chmod(tmp, 0o666 & ~umask)  # a plain file's mode, not mkstemp's private 0600
         with os.fdopen(handle, "w", newline="") as out:
             frame[[*COLUMNS, *extra]].to_csv(out, index=False)
         os.replace(tmp, path)
