@@ -20,9 +20,9 @@ engine calls ``sample`` whenever any slot's trial ends (almost every step once t
 different lengths), ``sample`` does not carve: each task stream (each ``task_generator(seed,
 split)``, identified by its seed) owns a pool of ``pool`` (layout, goal) tasks carved once from a
 generator derived from the stream's seed, and ``sample`` draws pool entries uniformly with the
-stream's generator. Train, tune and test pools are carved from different seeds; the default 7 x 7
-grid has far more than 10^20 depth-first mazes, so a test task equals a training task only by a
-vanishing chance. ``task_keys`` returns one hashable per task (the packed wall grid and the goal)
+stream's generator. Train, tune and test pools are carved from different seeds; the default 5 x 5
+grid has about 5.6 x 10^8 spanning trees and 25 goals, so a test task equals a training task only
+by a small chance. ``task_keys`` returns one hashable per task (the packed wall grid and the goal)
 to check this; ``tests/test_maze.py`` measures the overlap of train and test pools. The family is
 not a finite task set (``finite_tasks`` is False); for tiny grids (``size`` 2 or 3) the layouts do
 repeat across splits.
@@ -146,8 +146,9 @@ def goal_distances(passages: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
 class MazeConfig(FamilyConfig):
     """Random perfect mazes with a random goal, drawn afresh for every trial."""
 
-    size: int = 7
-    """Cells per side of the maze (size x size cells)."""
+    size: int = 5
+    """Cells per side of the maze (size x size cells). The default is the largest size at which RL²
+    was measured to use its memory (a shorter second episode; docs/tuning.md)."""
     view: int = 3
     """Side of the agent's egocentric window in cells (odd)."""
     episodes: int = 2
