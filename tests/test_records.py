@@ -140,7 +140,9 @@ def test_where_selects_the_runs_of_the_table_and_of_the_export(sweep_store, tmp_
         == 0
     )
     assert set(read_records([tmp_path / "c.csv"])["algorithm"]) == {"random"}
-    capsys.readouterr()
+    markdown = capsys.readouterr().out  # names the experiment and the selection that made it
+    assert "MLflow experiment `tiny-records`" in markdown
+    assert "metarl-bench table --experiment tiny-records --where kind=classical" in markdown
     assert main([*table, "colour=red"]) == 2
     assert "unknown --where key 'colour'" in capsys.readouterr().err
     assert main([*table, "seed"]) == 2

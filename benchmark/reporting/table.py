@@ -89,7 +89,12 @@ def table_command(
     elif where:
         experiment = experiment or latest_sweep_experiment(open_store(tracking_uri))
         records = select_records(records_from_store(tracking_uri, experiment), where)
-        report = report_from_records(records, baseline, [experiment], normalise_to)
+        origin = f"MLflow experiment `{experiment}`"
+        report = report_from_records(records, baseline, [experiment], normalise_to, origin)
+        report.command = f"metarl-bench table --experiment {shlex.quote(experiment)}"
+    if where:
+        selection = " ".join(shlex.quote(w) for w in where)
+        report.command += f" --where {selection}"
     if records is not None:
         if criteria:
             _add_criteria(report, records, normalise_to)
@@ -158,7 +163,11 @@ def build_report(
 
 
 def report_from_records(
-    records: pd.DataFrame, baseline: str | None, sources: list[str], normalise_to: str = "oracle"
+    records: pd.DataFrame,
+    baseline: str | None,
+    sources: list[str],
+    normalise_to: str = "oracle",
+    origin: str | None = None,
 ) -> Report:
     """The report of run records (ledger rows), summarised as an experiment's runs are.
 
@@ -167,10 +176,11 @@ def report_from_records(
         baseline: the P(improvement) baseline; None means ``a2c`` where it has runs.
         sources: the files or globs the records came from (named in the report).
         normalise_to: the upper reference of normalised scores (``oracle`` or ``revealed``).
+        origin: the sentence's subject naming where the records came from; None: the files.
     """
     require(not records.empty, f"the run records {' '.join(sources)} hold no runs")
     name = "_".join(_source_name(Path(source)) for source in sources)
-    origin = "Run records " + ", ".join(f"`{s}`" for s in sources)
+    origin = origin or "Run records " + ", ".join(f"`{s}`" for s in sources)
     report = summarised_report(
         name, "run records", records, baseline, origin, normalise_to=normalise_to
     )
