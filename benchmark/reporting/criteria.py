@@ -82,6 +82,13 @@ class SettingCriteria:
     last: Interval | None
     """Last episode minus the first (None: fewer than 2 episodes)."""
 
+    def difference(self) -> Interval | None:
+        """Criterion 1's difference from ``a2c`` with its Welch CI (None: no ``a2c`` runs)."""
+        if self.versus is None:
+            return None
+        outcome = self.versus
+        return Interval(outcome.difference, outcome.ci_low, outcome.ci_high, outcome.n_x)
+
     def passed(self) -> dict[int, bool | None]:
         """Each applicable criterion (1, 2, 3): whether it passed, None where it could not be
         checked (no ``a2c`` runs, no normalised score); 3 is absent with fewer than 2 episodes."""
@@ -154,7 +161,7 @@ def criteria_table(results: list[SettingCriteria]) -> pd.DataFrame:
         row |= {"measure": MEASURES[result.measure], "n": result.n}
         row["vs a2c: difference [95% CI]"] = _versus_cell(result)
         row["normalised [95% CI]"] = _normalised_cell(result)
-        row["later − first episode [paired 95% CI]"] = _later_cell(result.later)
+        row["later − first episode [paired 95% CI]"] = _later_cell(result)
         row["last − first"] = _cell(result.last) if result.last else "—"
         passed = result.passed() if result.best else {}
         row["criteria"] = " ".join(f"{k} {MARKS[ok]}" for k, ok in passed.items()) or "—"
@@ -167,10 +174,8 @@ def _versus_cell(result: SettingCriteria) -> str:
         return "—"
     if result.versus is None:
         return f"no {NON_META} runs: unchecked"
-    outcome = result.versus
-    interval = Interval(outcome.difference, outcome.ci_low, outcome.ci_high, outcome.n_x)
-    status = "pass" if outcome.label == "better" else "fail"
-    return f"{_cell(interval)} {outcome.label}: {status}"
+    status = "pass" if result.passed()[1] else "fail"
+    return f"{_cell(result.difference())} {result.versus.label}: {status}"
 
 
 def _normalised_cell(result: SettingCriteria) -> str:
@@ -178,17 +183,18 @@ def _normalised_cell(result: SettingCriteria) -> str:
         return "—"
     if result.normalised is None:
         return "no normalised score: unchecked"
-    ok = result.normalised.estimate >= NORMALISED_BAR
+    ok = result.passed()[2]
     sign = "≥" if ok else "<"
     return f"{_cell(result.normalised)} {sign} {NORMALISED_BAR}: {'pass' if ok else 'fail'}"
 
 
-def _later_cell(later: Interval | None) -> str:
+def _later_cell(result: SettingCriteria) -> str:
+    later = result.later
     if later is None:
         return "— (fewer than 2 episodes per trial)"
     if math.isnan(later.low):
         return f"{_cell(later)} no CI at n={later.n}: fail"
-    status = "CI above 0: pass" if later.low > 0 else "CI reaches 0: fail"
+    status = "CI above 0: pass" if result.passed()[3] else "CI reaches 0: fail"
     return f"{_cell(later)} {status}"
 
 
@@ -212,14 +218,10 @@ def summary_rows(results: list[SettingCriteria]) -> pd.DataFrame:
         base = {"scope": SCOPE, "task": result.task, "setting": result.setting}
         base |= {"algorithm": result.best, "kind": "learned"}
         passed = result.passed()
-        outcome = result.versus
         method = f"Welch two-sample t interval on per-seed {MEASURES[result.measure]}"
         statistic = f"criterion1_difference_over_{NON_META}"
-        if outcome is None:
-            rows.append(_row(base, statistic, None, method, f"no {NON_META} runs"))
-        else:
-            difference = Interval(outcome.difference, outcome.ci_low, outcome.ci_high, outcome.n_x)
-            rows.append(_row(base, statistic, difference, method, outcome.label))
+        label = result.versus.label if result.versus else f"no {NON_META} runs"
+        rows.append(_row(base, statistic, result.difference(), method, label))
         note = {True: "pass", False: "fail", None: "no normalised score"}[passed[2]]
         rows.append(
             _row(base, "criterion2_normalized_score", result.normalised, stats.T_INTERVAL, note)
