@@ -7,14 +7,17 @@ import shutil
 from pathlib import Path
 
 import yaml
+from store_support import fresh_store
 
 from benchmark.run.checkpoints import read_checkpoint, write_checkpoint
+from benchmark.sweeps.driver import SweepDriver
 from benchmark.sweeps.grid import load_sweep
 from benchmark.sweeps.worker import execute_job
 from tasks import TASKS
 
 
 def test_a_checkpoint_of_another_family_version_is_not_resumed(tmp_path, monkeypatch, capfd):
+    """The worker trains from zero, and the sweep driver does not count it as resumable."""
     sweep = {
         "name": "bump",
         "seeds": [0, 1],
@@ -51,3 +54,18 @@ def test_a_checkpoint_of_another_family_version_is_not_resumed(tmp_path, monkeyp
     monkeypatch.setattr(TASKS["bernoulli-bandit"], "version", 1)
     shutil.copy(tmp_path / "version1.ckpt", job.checkpoint)
     assert execute_job(job)["resumed_from_env_steps"] == int(checkpoint["module"]["env_steps"])
+
+    # The driver's start line counts only the checkpoints a worker would resume.
+    (store := tmp_path / "store").mkdir()
+    sweep = load_sweep(str(path), ["trainer.checkpoint_every=500"])
+    driver = SweepDriver(sweep, fresh_store(store))
+    driver.checkpoints.mkdir(parents=True)
+    shutil.copy(tmp_path / "version1.ckpt", driver.checkpoints / f"{job.config_hash}.ckpt")
+    capfd.readouterr()
+    assert len(driver.prepare()) == 2
+    assert "0 already finished, 2 to run (1 from a checkpoint)" in capfd.readouterr().err
+    driver.client.set_terminated(driver.parent_id, "KILLED")  # this driver stops here
+    monkeypatch.setattr(TASKS["bernoulli-bandit"], "version", 2)
+    assert len(SweepDriver(sweep, driver.tracking_uri).prepare()) == 2
+    err = capfd.readouterr().err
+    assert "0 already finished, 2 to run\n" in err and "not resuming" not in err

@@ -66,7 +66,7 @@ from benchmark.sweeps.outbox import (
     tune_http_client,
 )
 from benchmark.sweeps.progress import SweepProgress
-from benchmark.sweeps.worker import Job
+from benchmark.sweeps.worker import Job, resume_point
 
 HEARTBEAT_SECONDS = 30.0
 RESUMED = "metarl.resumed_from_env_steps"
@@ -188,7 +188,11 @@ class SweepDriver:
                 path.unlink(missing_ok=True)  # its driver stopped before deleting it
             elif job.kind == "learned":
                 job.checkpoint = str(path)
-        resumable = sum(Path(job.checkpoint).is_file() for job in todo if job.checkpoint)
+        resumable = sum(
+            resume_point(job, Path(job.checkpoint), quiet=True) is not None
+            for job in todo
+            if job.checkpoint
+        )
         skipped = len(self.sweep.jobs) - len(todo)
         print(
             f"sweep '{self.sweep.name}': {len(self.sweep.jobs)} runs in experiment "

@@ -213,7 +213,7 @@ def _train(job: Job) -> dict[str, Any]:
     return record
 
 
-def resume_point(job: Job, path: Path | None) -> dict | None:
+def resume_point(job: Job, path: Path | None, quiet: bool = False) -> dict | None:
     """The checkpoint at ``path`` if it is one of ``job``'s run, else None (start from zero).
 
     It must name the job's algorithm (no other plug-in is imported), resolve to the job's config
@@ -224,6 +224,7 @@ def resume_point(job: Job, path: Path | None) -> dict | None:
     Args:
         job: the learned run about to train.
         path: its checkpoint path (None: the job has none).
+        quiet: no note on a refused version (the driver counting resumable runs).
     """
     if path is None or not path.is_file():
         return None
@@ -243,6 +244,8 @@ def resume_point(job: Job, path: Path | None) -> dict | None:
         return None
     made = {"task": job.task, "task_version": str(checkpoint.get("task_version", "1"))}
     if not current_version(made):
+        if quiet:
+            return None
         print(
             f"note: {job.label}: not resuming {path}: it was written at {job.task} version "
             f"{made['task_version']}, this checkout's {job.task} is version "
