@@ -1,11 +1,12 @@
 """A2C, the non-meta baseline: advantage actor-critic on the observation alone.
 
 A feed-forward actor-critic sees only the current observation s: no previous action, reward or
-done flag, and no hidden state. It is trained exactly like LSTM-A2C (same rollouts of whole
-trials, same ``n_step_returns`` with the trial end as the only terminal, same ``a2c_loss``), so the
-one thing it lacks is memory. It can therefore learn only a fixed policy for the family: the best
-fixed arm of a bandit (every arm is equally good a priori on Bernoulli bandits, about 5.0 over 10
-pulls of 5 arms), and its return per episode within a trial stays flat because it cannot adapt.
+done flag, and no hidden state. It is trained exactly like LSTM-A2C, with the same options (rollout
+segments, TD(lambda) returns with the trial end as the only terminal, the critic's optional target
+normalisation, ``a2c_loss``), so the one thing it lacks is memory. It can therefore learn only a
+fixed policy for the family: the best fixed arm of a bandit (every arm is equally good a priori on
+Bernoulli bandits, about 5.0 over 10 pulls of 5 arms), and its return per episode within a trial
+stays flat because it cannot adapt.
 That flat curve is the contrast the benchmark exists to show.
 """
 
@@ -16,16 +17,16 @@ from typing import Any
 
 import torch
 
-from baselines.base import MetaRLAlgorithm, SegmentedActorCriticConfig
-from baselines.losses import a2c_loss, n_step_returns
+from baselines.base import MetaRLAlgorithm, NormalizedCriticConfig
+from baselines.losses import a2c_loss
 from baselines.networks import FeedForwardActorCritic, RecurrentState
 from baselines.registry import register_algorithm
 from tasks import StepView
 
 
 @dataclass
-class A2CConfig(SegmentedActorCriticConfig):
-    """A2C hyperparameters: the LSTM-A2C defaults (Wang et al. 2016) on a two-layer MLP."""
+class A2CConfig(NormalizedCriticConfig):
+    """A2C hyperparameters: LSTM-A2C's fields and defaults (Wang et al. 2016) on a two-layer MLP."""
 
 
 @register_algorithm
@@ -34,6 +35,11 @@ class A2C(MetaRLAlgorithm):
 
     name = "a2c"
     Config = A2CConfig
+
+    def __init__(self, algo: dict[str, Any], task_name: str, task: dict[str, Any]):
+        super().__init__(algo, task_name, task)
+        if self.cfg.normalize_values:
+            self.register_value_scale()
 
     def build_network(self) -> FeedForwardActorCritic:
         """An MLP over the observation only (not phi)."""
@@ -85,8 +91,7 @@ class A2C(MetaRLAlgorithm):
         # The segment plus one extra step whose value bootstraps a return cut by the segment's end.
         inputs = self.observation(torch.cat([batch["phi"], batch["phi_last"][None]]))
         logits, values = self.network(inputs)
-        bootstrap = values[-1].detach()
-        returns = n_step_returns(batch["rewards"], batch["trial_done"], bootstrap, self.cfg.gamma)
+        returns = self.critic_targets(batch, values[:-1].detach(), values[-1].detach())
         return a2c_loss(
             self.network.distribution(logits[:-1]),
             values[:-1],

@@ -17,6 +17,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from baselines.losses import lambda_returns
 from baselines.networks import RecurrentActorCritic, RecurrentState, mask_state
 from tasks import StepView, TaskFamily, make_task, phi_dim, require
 
@@ -80,6 +81,38 @@ class SegmentedActorCriticConfig(ActorCriticConfig):
         require(
             self.rollout_steps >= 0, f"algo.rollout_steps must be >= 0, got {self.rollout_steps}"
         )
+
+
+@dataclass
+class LambdaReturnsConfig(SegmentedActorCriticConfig):
+    """The segmented actor-critic fields plus the lambda of the TD(lambda) returns that its actor
+    and critic learn from (A2C, LSTM-A2C, LSTM-A3C)."""
+
+    gae_lambda: float = 1.0
+    """Lambda of the TD(lambda) returns the actor and critic learn from: 1 gives Wang et al.'s
+    n-step returns; lower trades the returns' variance for the critic's bias (GAE)."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        require(
+            0.0 <= self.gae_lambda <= 1.0,
+            f"algo.gae_lambda must be in [0, 1], got {self.gae_lambda}",
+        )
+
+
+@dataclass
+class NormalizedCriticConfig(LambdaReturnsConfig):
+    """The TD(lambda) actor-critic fields plus the option of a critic on a standardised scale."""
+
+    normalize_values: bool = False
+    """The critic predicts returns standardised by running statistics (as RL²'s does), so a long
+    discounted horizon (returns of tens) does not swamp the policy's gradient."""
+    value_norm_decay: float = 0.9
+    """Per-batch decay of the returns' moving moments (with normalize_values)."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_value_normalization(self)
 
 
 def scheduled(value: float, schedule: str, step: int, total: int) -> float:
@@ -292,6 +325,30 @@ class MetaRLAlgorithm(pl.LightningModule):
         mean, std = self.value_scale()
         return (value_targets - mean) / std
 
+    @torch.no_grad()
+    def critic_targets(
+        self, batch: dict[str, Any], values: torch.Tensor, bootstrap: torch.Tensor
+    ) -> torch.Tensor:
+        """The TD(lambda) returns [T, B] of a segment (``algo.gamma``, ``algo.gae_lambda``; n-step
+        at lambda 1) on the critic's scale: in reward units, or standardised by the running
+        moments (updated with this batch first) when ``normalize_values``.
+
+        Args:
+            batch: the segment (``rewards`` and ``trial_done`` [T, B] are read).
+            values: float [T, B], the critic's outputs on the segment.
+            bootstrap: float [B], the critic's output at the step after the segment.
+        """
+        mean, std = self.value_scale()
+        returns = lambda_returns(
+            batch["rewards"],
+            values * std + mean,
+            batch["trial_done"],
+            bootstrap * std + mean,
+            self.cfg.gamma,
+            self.cfg.gae_lambda,
+        )
+        return self.critic_scale_targets(returns)
+
     def optimize(self, loss: torch.Tensor) -> None:
         """One manual optimisation step with gradient-norm clipping."""
         optimizer = self.optimizers()
@@ -346,8 +403,10 @@ class ModulePolicy:
 
 __all__ = [
     "ActorCriticConfig",
+    "LambdaReturnsConfig",
     "MetaRLAlgorithm",
     "ModulePolicy",
+    "NormalizedCriticConfig",
     "SegmentedActorCriticConfig",
     "check_value_normalization",
     "mask_state",

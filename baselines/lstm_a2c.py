@@ -19,47 +19,30 @@ from typing import Any
 
 import torch
 
-from baselines.base import MetaRLAlgorithm, SegmentedActorCriticConfig, check_value_normalization
-from baselines.losses import a2c_loss, lambda_returns
+from baselines.base import LambdaReturnsConfig, MetaRLAlgorithm, NormalizedCriticConfig
+from baselines.losses import a2c_loss
 from baselines.registry import register_algorithm
 from tasks import require
 
 
 @dataclass
-class RecurrentA2CConfig(SegmentedActorCriticConfig):
+class RecurrentA2CConfig(LambdaReturnsConfig):
     """The fields of the recurrent advantage actor-critics (LSTM-A2C and LSTM-A3C; defaults after
     Wang et al. 2016)."""
 
     cell: str = "lstm"
     """Recurrent core: lstm (Wang et al.) or gru."""
-    gae_lambda: float = 1.0
-    """Lambda of the TD(lambda) returns the actor and critic learn from: 1 gives Wang et al.'s
-    n-step returns; lower trades the returns' variance for the critic's bias (GAE)."""
 
     def __post_init__(self):
         super().__post_init__()
         require(
             self.cell in ("lstm", "gru"), f"algo.cell must be one of lstm, gru, got '{self.cell}'"
         )
-        require(
-            0.0 <= self.gae_lambda <= 1.0,
-            f"algo.gae_lambda must be in [0, 1], got {self.gae_lambda}",
-        )
 
 
 @dataclass
-class LSTMA2CConfig(RecurrentA2CConfig):
+class LSTMA2CConfig(RecurrentA2CConfig, NormalizedCriticConfig):
     """LSTM-A2C hyperparameters: the recurrent actor-critic's, plus the critic's target scale."""
-
-    normalize_values: bool = False
-    """The critic predicts returns standardised by running statistics (as RL²'s does), so a long
-    discounted horizon (returns of tens) does not swamp the policy's gradient."""
-    value_norm_decay: float = 0.9
-    """Per-batch decay of the returns' moving moments (with normalize_values)."""
-
-    def __post_init__(self):
-        super().__post_init__()
-        check_value_normalization(self)
 
 
 class RecurrentA2C(MetaRLAlgorithm):
@@ -82,24 +65,6 @@ class RecurrentA2C(MetaRLAlgorithm):
             self.cfg.entropy_coef,
             self.cfg.normalize_advantages,
         )
-
-    @torch.no_grad()
-    def critic_targets(
-        self, batch: dict[str, Any], values: torch.Tensor, bootstrap: torch.Tensor
-    ) -> torch.Tensor:
-        """The TD(lambda) returns [T, B] (n-step at lambda 1) on the critic's scale: in reward
-        units, or standardised by the running moments (updated with this batch first) when
-        ``normalize_values``. ``values`` and ``bootstrap`` are the critic's outputs."""
-        mean, std = self.value_scale()
-        returns = lambda_returns(
-            batch["rewards"],
-            values * std + mean,
-            batch["trial_done"],
-            bootstrap * std + mean,
-            self.cfg.gamma,
-            self.cfg.gae_lambda,
-        )
-        return self.critic_scale_targets(returns)
 
 
 @register_algorithm

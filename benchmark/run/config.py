@@ -7,6 +7,8 @@ A run's config is layered, each layer validated against the schema (unknown keys
    suite ships none: its per-algorithm settings live in the pair files);
 3. ``configs/pairs/<algo>/<task>.yaml``: ``base`` plus ``when`` entries whose ``match`` (task
    parameters, after the user's overrides) selects settings such as the budget for 10 pulls;
+   ``extends: <family>`` first applies that family's pair file of the same algorithm (settings
+   shared by several families live in one file);
 4. the user's ``key=value`` overrides (``task.arms=5``, ``algo.lr=0.001``, ``seed=3``).
 
 ``eval.task.<key>=value`` overrides a task field for a second, held-out evaluation only (e.g.
@@ -148,11 +150,11 @@ def load_run_config(algo_name: str, task_name: str, overrides: list[str]) -> Run
     user = parse_overrides(overrides)
     layers = [_yaml_layer(CONFIG_DIR / "algos" / f"{algo_name}.yaml")]
     layers.append(_yaml_layer(CONFIG_DIR / "tasks" / f"{task_name}.yaml"))
-    pair = _yaml_layer(CONFIG_DIR / "pairs" / algo_name / f"{task_name}.yaml")
-    layers.append(pair.get("base", {}))
+    pairs = pair_files(algo_name, task_name)
+    layers += [pair.get("base", {}) for pair in pairs]
     config = merge_checked(schema, *layers, user)
     task_params = OmegaConf.to_container(config.task)
-    for entry in pair.get("when", []):
+    for entry in (entry for pair in pairs for entry in pair.get("when", [])):
         if all(task_params.get(k) == v for k, v in entry["match"].items()):
             config = merge_checked(config, entry["set"], user)
     check_seed(config.seed)
@@ -303,6 +305,41 @@ def validate_sections(config: DictConfig) -> None:
                 if isinstance(cause, ConfigError):
                     raise cause from None
                 raise ConfigError(f"invalid {name} config: {_one_line(error)}") from None
+
+
+PAIR_KEYS = ("extends", "base", "when")
+
+
+def pair_files(algo_name: str, task_name: str) -> list[dict[str, Any]]:
+    """The pair files of ``algo_name`` on ``task_name``, the one it ``extends`` first ([] if none).
+
+    Raises a one-line ConfigError for an unknown top-level key, or an ``extends`` that names no
+    pair file of the algorithm or comes back to a file already read.
+    """
+    chain: list[dict[str, Any]] = []
+    seen: list[str] = []
+    name: str | None = task_name
+    while name is not None:
+        path = CONFIG_DIR / "pairs" / algo_name / f"{name}.yaml"
+        if name in seen or (name != task_name and not path.exists()):
+            reason = "comes back to a file already read" if name in seen else "names no such file"
+            raise ConfigError(f"{pair_path(algo_name, seen[-1])}: extends: {name} {reason}")
+        pair = _yaml_layer(path)
+        unknown = sorted(set(pair) - set(PAIR_KEYS))
+        require(
+            not unknown,
+            f"{pair_path(algo_name, name)}: unknown key '{', '.join(unknown)}' "
+            f"(valid: {', '.join(PAIR_KEYS)})",
+        )
+        seen.append(name)
+        chain.insert(0, pair)
+        name = pair.get("extends")
+    return [pair for pair in chain if pair]
+
+
+def pair_path(algo_name: str, task_name: str) -> str:
+    """A pair file's path relative to the configs folder, for messages."""
+    return f"configs/pairs/{algo_name}/{task_name}.yaml"
 
 
 def _yaml_layer(path: Path) -> dict[str, Any]:
