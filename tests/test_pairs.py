@@ -36,11 +36,28 @@ def test_extends_applies_the_named_file_first_then_its_own(tmp_path, monkeypatch
     longer = load_run_config("rl2", "cartpole-params", ["task.max_steps=100"])
     assert longer.config.trainer.env_steps == 3000  # the extended file's `when` acts too
 
+    (tmp_path / "pairs" / "a2c").mkdir()  # another algorithm's file: algo/family
+    (tmp_path / "pairs" / "a2c" / "pendulum-params.yaml").write_text("extends: rl2/cartpole-params")
+    with pytest.raises(ConfigError, match="unknown key 'algo.epochs'"):
+        load_run_config("a2c", "pendulum-params", [])  # a key RL² has and A2C has not
+    (tmp_path / "pairs" / "a2c" / "cartpole-params.yaml").write_text("extends: rl2/pendulum-params")
+    (pairs / "pendulum-params.yaml").write_text("base: {algo: {gae_lambda: 0.9}}\n")
+    assert load_run_config("a2c", "cartpole-params", []).config.algo.gae_lambda == 0.9
+
+
+def test_the_memoryless_a2c_takes_lstm_a2c_settings_on_classic_control():
+    for family in ("cartpole-params", "pendulum-params", "acrobot-params"):
+        a2c = load_run_config("a2c", family, []).config
+        lstm = load_run_config("lstm-a2c", family, []).config
+        assert a2c.trainer == lstm.trainer
+        assert {k: v for k, v in lstm.algo.items() if k != "cell"} == dict(a2c.algo)
+
 
 @pytest.mark.parametrize(
     "text, message",
     [
         ("extends: no-such-family\n", "extends: no-such-family names no such file"),
+        ("extends: lstm-a3c/cartpole-params\n", "lstm-a3c/cartpole-params names no such file"),
         ("extends: cartpole-params\n", "extends: cartpole-params comes back to a file"),
         ("base: {}\nwhen: []\nextend: pendulum-params\n", "unknown key 'extend'"),
     ],

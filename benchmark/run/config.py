@@ -313,33 +313,38 @@ PAIR_KEYS = ("extends", "base", "when")
 def pair_files(algo_name: str, task_name: str) -> list[dict[str, Any]]:
     """The pair files of ``algo_name`` on ``task_name``, the one it ``extends`` first ([] if none).
 
-    Raises a one-line ConfigError for an unknown top-level key, or an ``extends`` that names no
-    pair file of the algorithm or comes back to a file already read.
+    ``extends: <family>`` names the same algorithm's file (that of the file that says it) of
+    another family, ``extends: <algo>/<family>`` another algorithm's (whose keys must exist in
+    this one's config). Raises a one-line ConfigError for an unknown top-level key, or an
+    ``extends`` that names no pair file
+    or comes back to a file already read.
     """
     chain: list[dict[str, Any]] = []
     seen: list[str] = []
-    name: str | None = task_name
-    while name is not None:
-        path = CONFIG_DIR / "pairs" / algo_name / f"{name}.yaml"
-        if name in seen or (name != task_name and not path.exists()):
-            reason = "comes back to a file already read" if name in seen else "names no such file"
-            raise ConfigError(f"{pair_path(algo_name, seen[-1])}: extends: {name} {reason}")
+    name = f"{algo_name}/{task_name}"
+    while True:
+        path = CONFIG_DIR / "pairs" / f"{name}.yaml"
         pair = _yaml_layer(path)
         unknown = sorted(set(pair) - set(PAIR_KEYS))
         require(
             not unknown,
-            f"{pair_path(algo_name, name)}: unknown key '{', '.join(unknown)}' "
+            f"{pair_path(name)}: unknown key '{', '.join(unknown)}' "
             f"(valid: {', '.join(PAIR_KEYS)})",
         )
         seen.append(name)
         chain.insert(0, pair)
-        name = pair.get("extends")
-    return [pair for pair in chain if pair]
+        if "extends" not in pair:
+            return [pair for pair in chain if pair]
+        target = str(pair["extends"])
+        name = target if "/" in target else f"{name.split('/')[0]}/{target}"
+        if name in seen or not (CONFIG_DIR / "pairs" / f"{name}.yaml").is_file():
+            reason = "comes back to a file already read" if name in seen else "names no such file"
+            raise ConfigError(f"{pair_path(seen[-1])}: extends: {target} {reason}")
 
 
-def pair_path(algo_name: str, task_name: str) -> str:
-    """A pair file's path relative to the configs folder, for messages."""
-    return f"configs/pairs/{algo_name}/{task_name}.yaml"
+def pair_path(name: str) -> str:
+    """A pair file's path (``<algo>/<family>``) relative to the package, for messages."""
+    return f"configs/pairs/{name}.yaml"
 
 
 def _yaml_layer(path: Path) -> dict[str, Any]:
