@@ -36,11 +36,6 @@ class A2C(MetaRLAlgorithm):
     name = "a2c"
     Config = A2CConfig
 
-    def __init__(self, algo: dict[str, Any], task_name: str, task: dict[str, Any]):
-        super().__init__(algo, task_name, task)
-        if self.cfg.normalize_values:
-            self.register_value_scale()
-
     def build_network(self) -> FeedForwardActorCritic:
         """An MLP over the observation only (not phi)."""
         return FeedForwardActorCritic(

@@ -2,9 +2,11 @@
 
 An actor-learner holds a local copy of the algorithm's module and plays its own trials with a
 :class:`baselines.rollout.RolloutCollector` (the DataModule's rollout loop) on a train stream of its
-own. Each update it pulls the shared parameters into the local copy, collects ``t_max`` steps,
-back-propagates the module's ``loss`` on the local copy, clips the gradient and applies it to the
-shared parameters with the shared optimiser (:func:`make_shared_optimizer`), lock-free.
+own. Each update it pulls the shared parameters (and the module's shared learned statistics, such
+as the critic's running moments) into the local copy, collects ``t_max`` steps, back-propagates the
+module's ``loss`` on the local copy, clips the gradient and applies it to the shared parameters
+with the shared optimiser (:func:`make_shared_optimizer`), lock-free, and writes the statistics
+its loss updated back.
 """
 
 from __future__ import annotations
@@ -146,6 +148,9 @@ class ActorLearner:
         if [id(p) for p in held] != [id(p) for p in self.shared]:
             raise RuntimeError("the shared optimiser does not hold the shared module's parameters")
         self.local = copy.deepcopy(ctx.module)
+        self.statistics = list(
+            zip(self.local.learned_statistics(), ctx.module.learned_statistics(), strict=True)
+        )
         self.collector = RolloutCollector(self.local, seed)
         self.updates = 0
         self.cpu_started = 0.0
@@ -186,6 +191,8 @@ class ActorLearner:
         with torch.no_grad():
             for local, shared in zip(self.local.parameters(), self.shared, strict=True):
                 local.copy_(shared)
+            for local, shared in self.statistics:
+                local.copy_(shared)
         return version
 
     def _push(self, version: int, lr: float) -> int:
@@ -195,6 +202,9 @@ class ActorLearner:
         """
         for local, shared in zip(self.local.parameters(), self.shared, strict=True):
             shared.grad = local.grad
+        with torch.no_grad():
+            for local, shared in self.statistics:  # the moments this worker's loss updated
+                shared.copy_(local)
         for group in self.ctx.optimizer.param_groups:  # this process's copy of the settings
             group["lr"] = lr
         self.ctx.optimizer.step()

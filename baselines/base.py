@@ -167,6 +167,8 @@ class MetaRLAlgorithm(pl.LightningModule):
         self.family: TaskFamily = make_task(task_name, **task)
         self.network = self.build_network()
         self.register_buffer("env_steps", torch.zeros((), dtype=torch.long))
+        if getattr(self.cfg, "normalize_values", False):
+            self.register_value_scale()
         self._metric_sums: dict[str, torch.Tensor] = {}
 
     # To implement --------------------------------------------------------------------------
@@ -296,6 +298,15 @@ class MetaRLAlgorithm(pl.LightningModule):
         their moving mean and second moment, and the number of batches seen."""
         self.register_buffer("value_moments", torch.tensor([0.0, 1.0]))
         self.register_buffer("value_batches", torch.zeros((), dtype=torch.long))
+
+    def learned_statistics(self) -> list[torch.Tensor]:
+        """Buffers that the loss updates besides the parameters (the critic's running moments,
+        where registered): asynchronous learners share them as they share the parameters."""
+        return [
+            getattr(self, name)
+            for name in ("value_moments", "value_batches")
+            if hasattr(self, name)
+        ]
 
     def value_scale(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and standard deviation that turn the critic's output into a value."""

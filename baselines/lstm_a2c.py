@@ -74,11 +74,6 @@ class LSTMA2C(RecurrentA2C):
     name = "lstm-a2c"
     Config = LSTMA2CConfig
 
-    def __init__(self, algo: dict[str, Any], task_name: str, task: dict[str, Any]):
-        super().__init__(algo, task_name, task)
-        if self.cfg.normalize_values:
-            self.register_value_scale()
-
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         loss, parts = self.loss(batch)
         self.optimize(loss)

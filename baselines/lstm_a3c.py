@@ -9,9 +9,11 @@ local copy, clip it, and apply it to the shared parameters with a shared optimis
 waiting for any other worker (Hogwild).
 
 LSTM-A2C's options mean the same here: ``normalize_advantages`` (per worker batch),
-``policy_init_gain``, and ``lr_schedule=linear``, which decays the rate over the run's shared
-update counter (Mnih et al. anneal it the same way). LSTM-A2C's ``normalize_values`` is not among
-them: the workers' critics regress raw returns.
+``policy_init_gain``, ``lr_schedule=linear``, which decays the rate over the run's shared update
+counter (Mnih et al. anneal it the same way), and ``normalize_values``: the running moments of the
+critic's targets live in shared memory beside the parameters, and each worker pulls them with the
+parameters and writes the moments its loss updated back (lock-free; a write may overwrite another
+worker's concurrent one, so the moving average then covers fewer batches).
 
 In the Lightning process, :meth:`LSTMA3C.experience` hands the DataModule the workers' progress
 reports (one per applied update) in place of rollouts; ``training_step`` counts env steps, logs
@@ -32,6 +34,7 @@ import torch
 
 from baselines.actor_learner import load_shared_optimizer_state, make_shared_optimizer
 from baselines.async_learner import AsyncLearner
+from baselines.base import NormalizedCriticConfig
 from baselines.lstm_a2c import RecurrentA2C, RecurrentA2CConfig
 from baselines.registry import register_algorithm
 from tasks import ConfigError, require
@@ -39,7 +42,7 @@ from tasks import ConfigError, require
 
 # Config -------------------------------------------------------------------------------------
 @dataclass
-class LSTMA3CConfig(RecurrentA2CConfig):
+class LSTMA3CConfig(RecurrentA2CConfig, NormalizedCriticConfig):
     """LSTM-A3C hyperparameters: the recurrent actor-critic's, per worker, plus the workers."""
 
     workers: int = 2
@@ -91,6 +94,8 @@ class LSTMA3C(RecurrentA2C):
                 f"'{self.device}'; set trainer.accelerator=cpu"
             )
         self.network.share_memory()
+        for statistic in self.learned_statistics():
+            statistic.share_memory_()
         return make_shared_optimizer(
             list(self.network.parameters()), self.cfg.optimizer, self.cfg.lr
         )

@@ -77,6 +77,7 @@ CANDIDATES: dict[str, tuple[Any, Any]] = {
 REFUSED: dict[tuple[str, str], tuple[str, ...]] = {
     ("lstm-a2c", "value_norm_decay"): ("algo.normalize_values=true",),
     ("a2c", "value_norm_decay"): ("algo.normalize_values=true",),
+    ("lstm-a3c", "value_norm_decay"): ("algo.normalize_values=true",),
 }
 """(algorithm, field) refused away from its default unless these overrides come with it (it acts
 only through them); the field must then act with them."""
