@@ -23,6 +23,12 @@ Observations are gymnasium's (float32): cartpole (x, x_dot, theta, theta_dot); p
 is kept in ``dtype`` (float32 by default; float64 reproduces gymnasium's float64 states over long
 trajectories).
 
+Protocol: the suite's reference runs (``sweep full``, ``configs/sweeps/reference/``) follow Packer
+et al. 2018: train on their ranges (``task.ranges=packer``) and evaluate on them and, held out, on
+their extreme ranges (``eval.task.ranges=packer-extreme``), with their success measures. The other
+common choice, gymnasium's constants with every constant drawn from a range around them, is the
+families' default, ``ranges=suite``.
+
 The config fields, sampling and Monte-Carlo reference scores shared by the three families live in
 :mod:`tasks.classic_control.common`; each family module holds its config, its equations of motion
 and its oracle. ``tasks/__init__.py`` imports the family modules, which registers them.
