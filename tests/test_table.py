@@ -136,3 +136,18 @@ def test_table_bad_input_is_one_line_exit_2(store, tmp_path, capsys, args, messa
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "results").exists()
+
+
+def test_plot_file_names_of_long_settings_are_bounded_and_distinct(tmp_path):
+    """A setting label of many task parameters (cartpole's ranges) still gives a file name that
+    can be written; two labels that differ only past the cut get different names."""
+    from benchmark.reporting.plots import slug
+
+    assert slug("bernoulli-bandit arms=5 pulls=10") == "bernoulli-bandit_arms-5_pulls-10"
+    ranges = " ".join(f"r{i}_range=[0.{i}, 1.{i}]" for i in range(30))
+    first, second = (
+        slug(f"cartpole-params {ranges} ranges=packer"),
+        slug(f"cartpole-params {ranges} ranges=suite"),
+    )
+    assert len(first) == len(second) == 120 and first != second
+    (tmp_path / f"adaptation_{first}.png").write_bytes(b"")  # OSError if the name were too long

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -29,13 +30,24 @@ from benchmark.reporting.stats import mean_ci  # noqa: E402
 LEARNING_METRIC = "train/trial_return"
 
 
+SLUG_LENGTH = 120
+"""The longest slug kept whole; with the plot's prefix and ``.png`` the name stays well inside the
+255 bytes a file name may have."""
+
+
 def slug(setting: str) -> str:
-    """A file-name-safe form of a setting label (``bernoulli-bandit_arms-5_pulls-10``).
+    """A file-name-safe form of a setting label (``bernoulli-bandit_arms-5_pulls-10``); a longer
+    one than ``SLUG_LENGTH`` is cut and ends with 10 hex digits of the whole label's SHA-256, so
+    settings that differ only past the cut keep apart.
 
     Args:
         setting: a label such as ``bernoulli-bandit arms=5 pulls=10``.
     """
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", setting.replace("=", "-").replace(" ", "_"))
+    text = re.sub(r"[^A-Za-z0-9_.-]+", "_", setting.replace("=", "-").replace(" ", "_"))
+    if len(text) <= SLUG_LENGTH:
+        return text
+    digest = hashlib.sha256(setting.encode()).hexdigest()[:10]
+    return f"{text[: SLUG_LENGTH - 11]}_{digest}"
 
 
 def plot_sweep(client: MlflowClient, runs: pd.DataFrame, folder: Path) -> list[Path]:
