@@ -7,6 +7,7 @@ unpickle it; importing the test module itself would cost each worker MLflow's im
 from __future__ import annotations
 
 import multiprocessing
+import time
 
 from tasks.bandits import BernoulliBandit
 
@@ -18,3 +19,10 @@ class ExplodingInWorker1(BernoulliBandit):
         if multiprocessing.current_process().name.endswith("-1"):
             raise RuntimeError("bandit exploded in worker 1")
         return super().step(tasks, state, action, generator)
+
+
+def burn_cpu(seconds: float) -> None:
+    """Spin for ``seconds`` of this process's CPU time (a child process whose CPU is counted)."""
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
-from a3c_support import ExplodingInWorker1
+from a3c_support import ExplodingInWorker1, burn_cpu
 from mlflow import MlflowClient
 from store_support import fresh_store
 
@@ -31,7 +31,7 @@ from benchmark.run.config import load_run_config
 from benchmark.run.datamodule import MetaRLDataModule
 from benchmark.run.evaluation import evaluate_policy
 from benchmark.run.restore import load_module
-from benchmark.run.runner import CHECKPOINT_ARTIFACT, build_module, train_and_evaluate
+from benchmark.run.runner import CHECKPOINT_ARTIFACT, build_module, cpu_time, train_and_evaluate
 from benchmark.run.tracking import download_artifact
 from tasks import ConfigError
 
@@ -172,6 +172,12 @@ def test_slow_worker_does_not_hold_back_the_fast_one(tmp_path, monkeypatch):
     optimizer = checkpoint["training"]["optimizers"][0]
     steps = {float(s["step"]) for s in optimizer["state"].values()}
     assert steps == {float(budget)}  # one optimiser, its step counters shared by both workers
+    # The run's CPU time counts the workers' (they learn; the Lightning process mostly waits).
+    assert (
+        metrics["cpu_seconds"]
+        >= sum(checkpoint["training"]["module"]["workers"]["cpu_seconds"])
+        > 0
+    )
     module = load_module(summary["run_id"], uri)
     assert isinstance(module, LSTMA3C)
     # The run's evaluation is of the checkpointed parameters: replayed here, the same numbers.
@@ -182,6 +188,14 @@ def test_slow_worker_does_not_hold_back_the_fast_one(tmp_path, monkeypatch):
     initial = build_module(spec).network.state_dict()
     # The checkpoint holds the parameters the workers learned, not the initial ones.
     assert any(not torch.equal(initial[k], v) for k, v in module.network.state_dict().items())
+
+
+def test_cpu_time_counts_child_processes_once_joined():
+    before, own = cpu_time(), time.process_time()
+    child = multiprocessing.get_context("spawn").Process(target=burn_cpu, args=(0.5,))
+    child.start()
+    child.join()
+    assert cpu_time() - before >= 0.5 + (time.process_time() - own)
 
 
 # Failures and interruption ------------------------------------------------------------------

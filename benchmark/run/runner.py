@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import resource
 import signal
 import socket
 import tempfile
@@ -137,7 +138,8 @@ class FitOutcome:
     wall_seconds: float = 0.0
     """Wall time of training and evaluation in the process that finished the run."""
     cpu_seconds: float = 0.0
-    """CPU time (``time.process_time``, all threads) of training and evaluation in that process."""
+    """CPU time of training and evaluation (:func:`cpu_time`: that process's threads and the child
+    processes it waited for, such as LSTM-A3C's workers)."""
     heldout: EvalResult | None = None
     """The evaluation on ``eval.task``'s held-out distribution; None without ``eval.task``."""
     heldout_task: dict[str, Any] | None = None
@@ -167,7 +169,7 @@ def fit_and_evaluate(
         checkpoint_extra: plain-data fields added to each resumable checkpoint (see
             :class:`benchmark.run.checkpoints.ResumableCheckpoints`).
     """
-    wall, cpu = time.perf_counter(), time.process_time()
+    wall, cpu = time.perf_counter(), cpu_time()
     torch.set_num_threads(spec.config.trainer.threads)
     pl.seed_everything(spec.seed, verbose=False)
     module = build_module(spec)
@@ -188,8 +190,15 @@ def fit_and_evaluate(
     if outcome.heldout_task is not None:
         outcome.heldout = evaluate_module(module, spec, outcome.heldout_task)
     outcome.wall_seconds = time.perf_counter() - wall
-    outcome.cpu_seconds = time.process_time() - cpu
+    outcome.cpu_seconds = cpu_time() - cpu
     return outcome
+
+
+def cpu_time() -> float:
+    """CPU seconds so far of this process (all threads) and of its terminated child processes
+    that were waited for (an asynchronous learner's workers, joined when training ends)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 def checkpoint_fields(spec: RunSpec, module: MetaRLAlgorithm | None = None) -> dict[str, Any]:
