@@ -21,8 +21,8 @@ from benchmark.run.config import load_run_config
         (["run", "lstm-a2c", "dependent-bandit", "task.difficulty=extreme"], "easy"),
         (["run", "lstm-a2c", "bernoulli-bandit", "arms"], "not key=value"),
         (
-            ["run", "lstm-a3c", "bernoulli-bandit", "algo.normalize_values=true"],
-            "unknown key 'algo.normalize_values'",
+            ["run", "lstm-a3c", "bernoulli-bandit", "algo.clip=0.1"],
+            "unknown key 'algo.clip'",
         ),
         (["run", "lstm-a2c", "bernoulli-bandit", "algo.gae_lambda=1.5"], "algo.gae_lambda"),
         (["evaluate", "no-such-policy", "bernoulli-bandit"], "valid strategies:"),
