@@ -344,4 +344,5 @@ def test_pendulum_pair_defaults_load_for_rl2_and_a2c():
     rl2 = load_run_config("rl2", "pendulum-params", [])
     assert rl2.config.algo.gae_lambda == 0.95 and rl2.config.trainer.env_steps == 2_000_000
     a2c = load_run_config("a2c", "pendulum-params", ["task.l_range=[0.8,1.2]"])
-    assert a2c.config.algo.gamma == 0.98 and list(a2c.config.task.l_range) == [0.8, 1.2]
+    assert a2c.config.algo.gamma == 0.99 and list(a2c.config.task.l_range) == [0.8, 1.2]
+    assert a2c.config.algo.normalize_values and a2c.config.algo.gae_lambda == 0.95  # LSTM-A2C's
