@@ -84,25 +84,14 @@ class SegmentedActorCriticConfig(ActorCriticConfig):
 
 
 @dataclass
-class LambdaReturnsConfig(SegmentedActorCriticConfig):
+class NormalizedCriticConfig(SegmentedActorCriticConfig):
     """The segmented actor-critic fields plus the lambda of the TD(lambda) returns that its actor
-    and critic learn from (A2C, LSTM-A2C, LSTM-A3C)."""
+    and critic learn from and the option of a critic on a standardised scale (A2C, LSTM-A2C,
+    LSTM-A3C)."""
 
     gae_lambda: float = 1.0
     """Lambda of the TD(lambda) returns the actor and critic learn from: 1 gives Wang et al.'s
     n-step returns; lower trades the returns' variance for the critic's bias (GAE)."""
-
-    def __post_init__(self):
-        super().__post_init__()
-        require(
-            0.0 <= self.gae_lambda <= 1.0,
-            f"algo.gae_lambda must be in [0, 1], got {self.gae_lambda}",
-        )
-
-
-@dataclass
-class NormalizedCriticConfig(LambdaReturnsConfig):
-    """The TD(lambda) actor-critic fields plus the option of a critic on a standardised scale."""
 
     normalize_values: bool = False
     """The critic predicts returns standardised by running statistics (as RL²'s does), so a long
@@ -112,6 +101,10 @@ class NormalizedCriticConfig(LambdaReturnsConfig):
 
     def __post_init__(self):
         super().__post_init__()
+        require(
+            0.0 <= self.gae_lambda <= 1.0,
+            f"algo.gae_lambda must be in [0, 1], got {self.gae_lambda}",
+        )
         check_value_normalization(self)
 
 
@@ -414,7 +407,6 @@ class ModulePolicy:
 
 __all__ = [
     "ActorCriticConfig",
-    "LambdaReturnsConfig",
     "MetaRLAlgorithm",
     "ModulePolicy",
     "NormalizedCriticConfig",

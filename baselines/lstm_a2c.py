@@ -19,14 +19,14 @@ from typing import Any
 
 import torch
 
-from baselines.base import LambdaReturnsConfig, MetaRLAlgorithm, NormalizedCriticConfig
+from baselines.base import MetaRLAlgorithm, NormalizedCriticConfig
 from baselines.losses import a2c_loss
 from baselines.registry import register_algorithm
 from tasks import require
 
 
 @dataclass
-class RecurrentA2CConfig(LambdaReturnsConfig):
+class RecurrentA2CConfig(NormalizedCriticConfig):
     """The fields of the recurrent advantage actor-critics (LSTM-A2C and LSTM-A3C; defaults after
     Wang et al. 2016)."""
 
@@ -41,8 +41,8 @@ class RecurrentA2CConfig(LambdaReturnsConfig):
 
 
 @dataclass
-class LSTMA2CConfig(RecurrentA2CConfig, NormalizedCriticConfig):
-    """LSTM-A2C hyperparameters: the recurrent actor-critic's, plus the critic's target scale."""
+class LSTMA2CConfig(RecurrentA2CConfig):
+    """LSTM-A2C hyperparameters: the recurrent actor-critic's."""
 
 
 class RecurrentA2C(MetaRLAlgorithm):

@@ -34,7 +34,6 @@ import torch
 
 from baselines.actor_learner import load_shared_optimizer_state, make_shared_optimizer
 from baselines.async_learner import AsyncLearner
-from baselines.base import NormalizedCriticConfig
 from baselines.lstm_a2c import RecurrentA2C, RecurrentA2CConfig
 from baselines.registry import register_algorithm
 from tasks import ConfigError, require
@@ -42,7 +41,7 @@ from tasks import ConfigError, require
 
 # Config -------------------------------------------------------------------------------------
 @dataclass
-class LSTMA3CConfig(RecurrentA2CConfig, NormalizedCriticConfig):
+class LSTMA3CConfig(RecurrentA2CConfig):
     """LSTM-A3C hyperparameters: the recurrent actor-critic's, per worker, plus the workers."""
 
     workers: int = 2
