@@ -118,11 +118,11 @@ def test_learning_rate_schedule_runs_over_the_shared_update_count():
 def test_normalised_critic_moments_are_shared_by_the_workers():
     """Each worker pulls the shared moments and pushes the ones its loss updated: after 40
     updates by 2 workers the Lightning process's module holds a moving average of the returns
-    (not the initial 0 and 1). A push overwrites a concurrent one, so the count of folded batches
-    lies between 40 / 2 and 40."""
+    (not the initial 0 and 1). A push may overwrite others made since its pull, so the count of
+    folded batches is at most 40 and, in the shared copy, at least 1."""
     module = _fit(["algo.workers=2", "algo.normalize_values=true"], updates=40)
     assert module.value_moments.is_shared() and module.value_batches.is_shared()
-    assert 20 <= int(module.value_batches) <= 40
+    assert 1 <= int(module.value_batches) <= 40
     mean, second = module.value_moments.tolist()
     assert mean > 0.05 and second > mean**2  # bandit returns are positive and spread out
     plain = _fit(["algo.workers=2"], updates=5)
