@@ -1,8 +1,8 @@
 #!/bin/bash
 # A campaign worker (run_plan.sh over a queue of plans): re-reads queue.txt ("PLAN LEDGER" per
-# line, in priority order) before every
-# run, runs the first plan line whose label is neither in its ledger nor in failed.txt, and waits
-# for new lines when none is left. WT: the worktree. Stop it by creating /work/campaign/STOP.
+# line, in priority order) before every run, runs the first plan line whose label is neither in its
+# ledger nor in failed.txt, and waits for new lines when none is left. WT: the worktree. Stop it by
+# creating /work/campaign/STOP.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd); cd /work/campaign; touch failed.txt
 while [ ! -f STOP ]; do
