@@ -159,6 +159,14 @@ def test_learned_runs_resume_from_the_ledger_and_columns_add_cells(tmp_path, mon
     assert third[("10x5", "RL2")]["mean"] == first[("10x5", "RL2")]["mean"]
     assert third[("10x10", "RL2")]["note"] == "not run" and third[("10x10", "UCB1")]["mean"]
     assert len(MlflowClient(uri).search_runs([experiment], "tags.algorithm = 'rl2'")) == trained
+    # A learned-only invocation over that report credits its classical cells and their tuning to
+    # it, not to its own budget.
+    code, out = run_cli([*base, "--settings", "10x5", "--columns", "learned"], capsys)
+    markdown = (tmp_path / "out" / "rl2_table1.md").read_text()
+    intro = markdown.split("\n## ")[0]
+    assert code == 0 and "trials per grid value" not in intro
+    assert "the classical cells and their tuning are those of the earlier report" in intro
+    assert "earlier report `rl2_table1.csv` in the output folder" in markdown
 
 
 def test_bad_columns_is_one_line_exit_2(tmp_path, monkeypatch, capsys):

@@ -174,7 +174,8 @@ def merge_earlier(run: Run, cells: list, report: Path) -> list:
         rows = [setting.name for setting in run.settings if setting.name in found]
         run.notes.append(
             f"Classical cells of {', '.join(rows)} (settings or columns this invocation did not "
-            f"evaluate) are those of the earlier `{report}`, with its trials and seed."
+            f"evaluate) are those of the earlier report `{report.name}` in the output folder, "
+            "with its trials, seed and tuning."
         )
     return earlier
 

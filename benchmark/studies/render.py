@@ -276,6 +276,8 @@ def _intro(run: Run, meta: dict[str, Any]) -> list[str]:
         + (
             f"; hyperparameters tuned on the separate `tune` stream ({budget.tune_trials} trials "
             f"per grid value{own})."
+            if spec.classical_columns and run.evaluates
+            else "; the classical cells and their tuning are those of the earlier report (Notes)."
             if spec.classical_columns
             else "."
         ),
