@@ -167,6 +167,15 @@ def test_learned_runs_resume_from_the_ledger_and_columns_add_cells(tmp_path, mon
     assert code == 0 and "trials per grid value" not in intro
     assert "the classical cells and their tuning are those of the earlier report" in intro
     assert "earlier report `rl2_table1.csv` in the output folder" in markdown
+    made_by = "classical cells made by `metarl-bench reproduce rl2-table1 --budget smoke"
+    assert (
+        f"{made_by} --trials 30 --settings 10x10 --seed 0 --workers 1 --columns classical`"
+        in markdown
+    )
+    # Carried forward by the next learned-only invocation, not replaced by its own command.
+    code, out = run_cli([*base, "--settings", "10x5", "--columns", "learned"], capsys)
+    again = (tmp_path / "out" / "rl2_table1.md").read_text()
+    assert code == 0 and f"{made_by} --trials 30 --settings 10x10" in again
 
 
 def test_bad_columns_is_one_line_exit_2(tmp_path, monkeypatch, capsys):

@@ -14,6 +14,7 @@ from the existing ``<out>/<table>.csv``, and the learned cells always come from 
 from __future__ import annotations
 
 import multiprocessing
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -172,12 +173,26 @@ def merge_earlier(run: Run, cells: list, report: Path) -> list:
     if earlier:
         found = {cell.setting.name for cell in earlier}
         rows = [setting.name for setting in run.settings if setting.name in found]
+        origin = classical_origin(report.with_suffix(".md"))
         run.notes.append(
             f"Classical cells of {', '.join(rows)} (settings or columns this invocation did not "
             f"evaluate) are those of the earlier report `{report.name}` in the output folder, "
-            "with its trials, seed and tuning."
+            "with its trials, seed and tuning"
+            + (f" (classical cells made by {origin})." if origin else ".")
         )
     return earlier
+
+
+def classical_origin(markdown: Path) -> str | None:
+    """The command (with its budget, seed and commit) that made the classical cells of an earlier
+    report: the one its notes carry forward, else its own ``Command:`` line; None without one."""
+    if not markdown.is_file():
+        return None
+    text = markdown.read_text()
+    found = re.search(r"classical cells made by (`[^`]+` \([^)]*\))", text) or re.search(
+        r"^Command: (`[^`]+` \([^)]*\))", text, re.MULTILINE
+    )
+    return found.group(1) if found else None
 
 
 def write_report(run: Run, results: Results, meta: dict[str, Any], folder: Path) -> list[Path]:
