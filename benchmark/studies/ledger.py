@@ -110,7 +110,8 @@ def train_missing(run: Run, path: Path, tracking_uri: str, experiment: str) -> p
         frame["measurements"] = json.dumps(measured, sort_keys=True)
         ledger = merge_records(path, frame)
     run.notes.append(
-        f"Learned runs: {len(missing)} trained by this invocation; the ledger `{path}` holds "
+        f"Learned runs: {len(missing)} trained by this invocation; the ledger "
+        f"`{path.parent.name}/{path.name}` of the output folder holds "
         f"{len(ledger)} run(s)."
     )
     return ledger
