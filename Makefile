@@ -23,8 +23,9 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
 # The reference table (docs/reference.md): every reference sweep (each resumes), its run records
-# merged into results/reference/<family>.csv, RL²'s bandit and maze rows from its RL² Table 1 and
-# Table 3 ledgers, and results/reference.{md,csv} built from the merged records.
+# merged into results/reference/<family>.csv, RL²'s bandit, tabular-MDP and maze rows (and
+# LSTM-A2C's tabular-MDP rows) from the RL² Table 1, 2 and 3 ledgers, and results/reference.{md,csv}
+# built from the merged records.
 reference: $(STAMP)
 	mkdir -p results/reference
 	for f in benchmark/configs/sweeps/reference/*.yaml; do \
@@ -35,6 +36,8 @@ reference: $(STAMP)
 	done
 	$(VENV)/bin/metarl-bench table --from results/ledgers/rl2_table1.csv --where algorithm=rl2 pulls=10 seed=0,1,2 \
 	  --export-runs results/reference/bernoulli-bandit.csv > /dev/null
+	$(VENV)/bin/metarl-bench table --from results/ledgers/rl2_table2.csv --where episodes=10 seed=0,1,2 \
+	  --export-runs results/reference/tabular-mdp.csv > /dev/null
 	$(VENV)/bin/metarl-bench table --from results/ledgers/rl2_table3.csv \
 	  --export-runs results/reference/maze.csv > /dev/null
 	$(VENV)/bin/metarl-bench table --from 'results/reference/*.csv' --criteria --out results/reference.md > /dev/null
