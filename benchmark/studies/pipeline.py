@@ -185,14 +185,16 @@ def merge_earlier(run: Run, cells: list, report: Path) -> list:
 
 def classical_origin(markdown: Path) -> str | None:
     """The command (with its budget, seed and commit) that made the classical cells of an earlier
-    report: the one its notes carry forward, else its own ``Command:`` line; None without one."""
+    report: the one its notes carry forward, else its own ``Command:`` line unless that computed
+    only the learned columns; None when unknown."""
     if not markdown.is_file():
         return None
     text = markdown.read_text()
-    found = re.search(r"classical cells made by (`[^`]+` \([^)]*\))", text) or re.search(
-        r"^Command: (`[^`]+` \([^)]*\))", text, re.MULTILINE
-    )
-    return found.group(1) if found else None
+    carried = re.search(r"classical cells made by (`[^`]+` \([^)]*\))", text)
+    if carried:
+        return carried.group(1)
+    own = re.search(r"^Command: (`[^`]+` \([^)]*\))", text, re.MULTILINE)
+    return own.group(1) if own and "--columns learned" not in own.group(1) else None
 
 
 def write_report(run: Run, results: Results, meta: dict[str, Any], folder: Path) -> list[Path]:
