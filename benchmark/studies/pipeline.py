@@ -160,6 +160,10 @@ def measure(
     return results, timings
 
 
+MADE_BY = "classical cells made by"
+"""The note's words before the command that made carried classical cells (written and read back)."""
+
+
 def merge_earlier(run: Run, cells: list, report: Path) -> list:
     """The earlier report's classical cells that this invocation did not measure; the run's rows
     become every setting of either, in the published order."""
@@ -177,8 +181,7 @@ def merge_earlier(run: Run, cells: list, report: Path) -> list:
         run.notes.append(
             f"Classical cells of {', '.join(rows)} (settings or columns this invocation did not "
             f"evaluate) are those of the earlier report `{report.name}` in the output folder, "
-            "with its trials, seed and tuning"
-            + (f" (classical cells made by {origin})." if origin else ".")
+            "with its trials, seed and tuning" + (f" ({MADE_BY} {origin})." if origin else ".")
         )
     return earlier
 
@@ -190,7 +193,7 @@ def classical_origin(markdown: Path) -> str | None:
     if not markdown.is_file():
         return None
     text = markdown.read_text()
-    carried = re.search(r"classical cells made by (`[^`]+` \([^)]*\))", text)
+    carried = re.search(MADE_BY + r" (`[^`]+` \([^)]*\))", text)
     if carried:
         return carried.group(1)
     own = re.search(r"^Command: (`[^`]+` \([^)]*\))", text, re.MULTILINE)

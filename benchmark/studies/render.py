@@ -265,6 +265,19 @@ def format_markdown(run: Run, results: Results, meta: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _tuning_text(run: Run, own: str) -> str:
+    """The intro's clause on who tuned the classical cells: this invocation, or the earlier report
+    whose cells it carries."""
+    if not run.spec.classical_columns:
+        return "."
+    if not run.evaluates:
+        return "; the classical cells and their tuning are those of the earlier report (Notes)."
+    return (
+        f"; hyperparameters tuned on the separate `tune` stream ({run.budget.tune_trials} trials "
+        f"per grid value{own})."
+    )
+
+
 def _intro(run: Run, meta: dict[str, Any]) -> list[str]:
     spec, budget = run.spec, run.budget
     columns = {c.strategy: c.name for c in reversed(spec.classical_columns)}
@@ -273,14 +286,7 @@ def _intro(run: Run, meta: dict[str, Any]) -> list[str]:
         f"Command: `{meta['command']}` (budget {run.budget_name}, seed {run.seed}, "
         f"git {meta['git_commit'][:10]}).",
         f"Ours: {spec.score_text} over {run.trials} held-out trials per cell (`test` stream)"
-        + (
-            f"; hyperparameters tuned on the separate `tune` stream ({budget.tune_trials} trials "
-            f"per grid value{own})."
-            if spec.classical_columns and run.evaluates
-            else "; the classical cells and their tuning are those of the earlier report (Notes)."
-            if spec.classical_columns
-            else "."
-        ),
+        + _tuning_text(run, own),
     ]
     if spec.classical_columns and run.evaluates:
         lines.append(
