@@ -17,7 +17,7 @@ from tasks.mujoco import (
     half_cheetah,  # noqa: F401  (registers the halfcheetah-* families)
     hopper,  # noqa: F401  (registers hopper-params)
 )
-from tasks.registry import TASKS, get_task_class, make_task, task_names
+from tasks.registry import TASKS, get_task_class, make_task, setting_label, task_names
 from tasks.trial import (
     StepView,
     Transition,
@@ -43,6 +43,7 @@ __all__ = [
     "get_task_class",
     "make_task",
     "require",
+    "setting_label",
     "phi_dim",
     "step_record",
     "task_generator",

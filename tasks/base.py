@@ -112,6 +112,12 @@ class FamilyConfig:
         """The parameters as a plain dict."""
         return asdict(self)
 
+    @classmethod
+    def shown(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """The parameters that a setting's label names: all of them unless a family leaves out
+        ones that other parameters make inert."""
+        return dict(params)
+
 
 class BehaviourRecorder(ABC):
     """Watches every step of an evaluation and summarises how the policy behaved.

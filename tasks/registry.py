@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from tasks.base import ConfigError, TaskFamily
@@ -31,6 +32,26 @@ def get_task_class(name: str) -> type[TaskFamily]:
     if name not in TASKS:
         raise ConfigError(f"unknown task '{name}'; valid tasks: {', '.join(task_names())}")
     return TASKS[name]
+
+
+def setting_label(task: str, params: Mapping[str, Any]) -> str:
+    """A setting as text, as tables show it: ``<family> key=value ...``.
+
+    A registered family's parameters come in its ``Config`` declaration order, without the ones
+    its ``Config.shown`` leaves out (parameters a preset makes inert); an unregistered family's
+    come sorted by name.
+
+    Args:
+        task: the family name.
+        params: its ``task.*`` values (all of them, or those a run recorded).
+    """
+    cls = TASKS.get(task)
+    if cls is None:
+        shown = dict(sorted(params.items()))
+    else:
+        order = list(cls.Config.__dataclass_fields__)
+        shown = cls.Config.shown({k: params[k] for k in order if k in params})
+    return " ".join([task, *(f"{k}={v}" for k, v in shown.items())])
 
 
 def make_task(name: str, **params: Any) -> TaskFamily:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tasks import ConfigError, make_task, task_generator
+from tasks import ConfigError, make_task, setting_label, task_generator
 
 ACROBOT = {
     "packer": [(0.75, 1.25)],
@@ -61,3 +61,16 @@ def test_the_inertia_changes_the_dynamics():
     for _ in range(5):
         state, _, _ = family.step(tasks, state, torch.tensor([2, 2]), None)
     assert not torch.allclose(state["s"][0], state["s"][1])
+
+
+@pytest.mark.parametrize("family", ["acrobot-params", "cartpole-params", "pendulum-params"])
+def test_a_settings_label_names_the_ranges_only_where_they_act(family):
+    suite = make_task(family).config.as_dict()
+    ranged = [key for key in suite if key.endswith("_range")]
+    assert ranged
+    label = setting_label(family, suite)
+    assert all(f"{key}=" in label for key in ranged) and label.startswith(f"{family} episodes=2")
+    packer = make_task(family, ranges="packer").config.as_dict()
+    label = setting_label(family, packer)
+    assert not any(f"{key}=" in label for key in ranged)
+    assert label.endswith("ranges=packer") and "episodes=2 max_steps=200" in label

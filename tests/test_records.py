@@ -146,3 +146,21 @@ def test_where_selects_the_runs_of_the_table_and_of_the_export(sweep_store, tmp_
     assert main([*table, "colour=red"]) == 2
     assert "unknown --where key 'colour'" in capsys.readouterr().err
     assert main([*table, "seed"]) == 2
+
+
+def test_a_ledger_label_is_recomputed_from_its_task_params_so_old_and_new_rows_merge(
+    sweep_store, tmp_path
+):
+    _, uri = sweep_store
+    row = records_from_store(uri, "tiny-records").iloc[:1].copy()
+    params = {"episodes": 2, "m_range": [0.5, 1.5], "l_range": [0.6, 1.4], "ranges": "packer"}
+    stale = "pendulum-params episodes=2 m_range=[0.5, 1.5] l_range=[0.6, 1.4] ranges=packer"
+    label = "pendulum-params episodes=2 ranges=packer"
+    row["task"], row["task_params"], row["setting"] = "pendulum-params", json.dumps(params), stale
+    ledger = tmp_path / "ledger.csv"
+    pd.DataFrame(row).to_csv(ledger, index=False)  # written as an older version labelled it
+    assert read_records([ledger])["setting"].tolist() == [label]
+    fresh = row.copy()
+    fresh["setting"], fresh["total_reward"] = label, -7.0
+    merged = merge_records(ledger, fresh)
+    assert len(merged) == 1 and merged["total_reward"].tolist() == [-7.0]

@@ -10,7 +10,8 @@ Columns (:data:`COLUMNS`; blank where a run did not log the value):
 
 - identity: ``run_id``, ``experiment``, ``algorithm``, ``kind`` (learned or classical), ``task``,
   ``task_version`` (the family's :attr:`tasks.base.TaskFamily.version`), ``setting`` (the family
-  and its parameters as text, as tables show it), ``task_params`` (JSON of the ``task.*`` values),
+  and its parameters as text, as tables show it: :func:`tasks.setting_label` of ``task`` and
+  ``task_params``, recomputed on reading), ``task_params`` (JSON of the ``task.*`` values),
   ``seed``, ``config_hash``, ``trials`` (held-out evaluation trials), ``tuned`` (a classical
   strategy's tuned values);
 - cost: ``env_steps`` (trained), ``train_seconds``, ``wall_seconds``, ``cpu_seconds``, ``commit``,
@@ -47,7 +48,7 @@ from typing import Any
 import pandas as pd
 
 from benchmark.reporting.runs import open_store, read_experiment, task_params
-from tasks import ConfigError, require
+from tasks import ConfigError, require, setting_label
 
 RUN_KEY = ("algorithm", "setting", "seed", "config_hash")
 """A run's identity in a ledger: a merged row with the same key replaces the stored one."""
@@ -200,6 +201,11 @@ def typed(frame: pd.DataFrame) -> pd.DataFrame:
     frame["seed"] = frame["seed"].astype("Int64")
     text = [c for c in frame.columns if c not in NUMERIC and c != "seed"]
     frame[text] = frame[text].fillna("").astype(str)
+    labelled = frame[frame["task_params"] != ""]
+    frame.loc[labelled.index, "setting"] = [
+        setting_label(task, _parse(params) or {})
+        for task, params in zip(labelled["task"], labelled["task_params"], strict=True)
+    ]
     return frame
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from benchmark.run.tracking import GRID_ARTIFACT, ROLE
-from tasks import TASKS, ConfigError, require
+from tasks import ConfigError, require, setting_label
 
 METRICS = {
     "eval/mean_total_reward": "total_reward",
@@ -142,10 +142,7 @@ def task_params(raw: pd.DataFrame, index: Any, prefix: str = "params.task.") -> 
 
 
 def _setting(raw: pd.DataFrame, index: Any) -> str:
-    task = raw.at[index, "tags.task"]
-    present = task_params(raw, index)
-    order = list(TASKS[task].Config.__dataclass_fields__) if task in TASKS else sorted(present)
-    return " ".join([task, *(f"{k}={present[k]}" for k in order if k in present)])
+    return setting_label(raw.at[index, "tags.task"], task_params(raw, index))
 
 
 def _tuned(raw: pd.DataFrame, index: Any) -> str:

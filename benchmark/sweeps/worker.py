@@ -72,7 +72,9 @@ class Job:
     @property
     def setting(self) -> str:
         """The task setting as text, e.g. ``bernoulli-bandit arms=5 pulls=10``."""
-        return " ".join([self.task, *(f"{k}={v}" for k, v in self.task_params.items())])
+        from tasks import setting_label
+
+        return setting_label(self.task, self.task_params)
 
     @property
     def label(self) -> str:

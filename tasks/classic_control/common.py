@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 
@@ -140,6 +140,13 @@ class ClassicControlConfig(FamilyConfig):
                         f"task.{spec.name} cannot be set with task.ranges={preset} (the preset "
                         f"fixes every range); use task.ranges=suite",
                     )
+
+    @classmethod
+    def shown(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """Without the ``*_range`` fields where a ``ranges`` preset fixes every range."""
+        if params.get("ranges", "suite") == "suite":
+            return dict(params)
+        return {k: v for k, v in params.items() if not k.endswith("_range")}
 
     def intervals(self, key: str) -> Intervals | str:
         """The intervals the constant of the ``key`` field (``<name>_range``) is drawn from, or
