@@ -149,6 +149,7 @@ def test_learned_runs_resume_from_the_ledger_and_columns_add_cells(tmp_path, mon
     code, out = run_cli([*base, "--settings", "10x5", "--columns", "learned"], capsys)
     assert code == 0 and "Learned runs: 0 trained by this invocation" in out
     assert "the ledger `ledgers/rl2_table1.csv` of the output folder holds 4 run(s)" in out
+    assert "those not trained by this invocation were trained by an earlier one" in out
     assert len(MlflowClient(uri).search_runs([experiment], "tags.algorithm = 'rl2'")) == trained
     second = table_rows(tmp_path / "out" / "rl2_table1.csv")
     for column in ("RL2", "LSTM-A2C"):

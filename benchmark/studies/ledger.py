@@ -112,6 +112,8 @@ def train_missing(run: Run, path: Path, tracking_uri: str, experiment: str) -> p
     run.notes.append(
         f"Learned runs: {len(missing)} trained by this invocation; the ledger "
         f"`{path.parent.name}/{path.name}` of the output folder holds "
-        f"{len(ledger)} run(s)."
+        f"{len(ledger)} run(s). A cell holds the runs of this command's configs for its setting "
+        "(matched by config hash); those not trained by this invocation were trained by an "
+        "earlier one, at the commit the cell names."
     )
     return ledger
