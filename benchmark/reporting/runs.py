@@ -113,7 +113,9 @@ def select_runs(raw: pd.DataFrame, grid: set[str] | None) -> pd.DataFrame:
             "algorithm": column("tags.algorithm")[raw.index],
             "kind": column("tags.kind")[raw.index].fillna("learned"),
             "task": column("tags.task")[raw.index],
-            "setting": [_setting(raw, i) for i in raw.index],
+            "setting": [
+                setting_label(raw.at[i, "tags.task"], task_params(raw, i)) for i in raw.index
+            ],
             "seed": pd.to_numeric(column("params.seed")[raw.index]).astype("Int64"),
             "config_hash": column("tags.config_hash")[raw.index],
             "trials": pd.to_numeric(column("params.eval.trials")[raw.index]),
@@ -139,10 +141,6 @@ def task_params(raw: pd.DataFrame, index: Any, prefix: str = "params.task.") -> 
     """
     present = {c[len(prefix) :]: raw.at[index, c] for c in raw.columns if c.startswith(prefix)}
     return {k: v for k, v in present.items() if isinstance(v, str)}
-
-
-def _setting(raw: pd.DataFrame, index: Any) -> str:
-    return setting_label(raw.at[index, "tags.task"], task_params(raw, index))
 
 
 def _tuned(raw: pd.DataFrame, index: Any) -> str:
