@@ -34,6 +34,9 @@ from tasks.base import (
 )
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+SUITE = "suite"
+"""The ``ranges`` value that draws every constant from its ``*_range`` field."""
+RANGE_SUFFIX = "_range"
 REFERENCE_SEED = 20_240_601
 """Seed of the Monte-Carlo rollouts that estimate the reference scores."""
 
@@ -131,10 +134,10 @@ class ClassicControlConfig(FamilyConfig):
         check_choices(self)
         for key in self.ranged_keys():
             check_range(self, key)
-        preset = getattr(self, "ranges", "suite")
-        if preset != "suite":
+        preset = self.preset(vars(self))
+        if preset != SUITE:
             for spec in fields(self):
-                if spec.name.endswith("_range"):
+                if spec.name.endswith(RANGE_SUFFIX):
                     require(
                         getattr(self, spec.name) == spec.default_factory(),
                         f"task.{spec.name} cannot be set with task.ranges={preset} (the preset "
@@ -144,22 +147,27 @@ class ClassicControlConfig(FamilyConfig):
     @classmethod
     def shown(cls, params: dict[str, Any]) -> dict[str, Any]:
         """Without the ``*_range`` fields where a ``ranges`` preset fixes every range."""
-        if params.get("ranges", "suite") == "suite":
+        if cls.preset(params) == SUITE:
             return dict(params)
-        return {k: v for k, v in params.items() if not k.endswith("_range")}
+        return {k: v for k, v in params.items() if not k.endswith(RANGE_SUFFIX)}
+
+    @staticmethod
+    def preset(params: dict[str, Any]) -> str:
+        """The ``ranges`` preset named in ``params`` (a family without presets: 'suite')."""
+        return params.get("ranges", SUITE)
 
     def intervals(self, key: str) -> Intervals | str:
         """The intervals the constant of the ``key`` field (``<name>_range``) is drawn from, or
         the name of the field whose draw it shares."""
-        preset = getattr(self, "ranges", "suite")
-        if preset == "suite":
+        preset = self.preset(vars(self))
+        if preset == SUITE:
             low, high = (float(v) for v in getattr(self, key))
             return ((low, high),)
         return self.RANGE_PRESETS[preset][key]
 
     def ranged_keys(self) -> list[str]:
         """The ``*_range`` fields, in declaration order."""
-        return [key for key in self.__dataclass_fields__ if key.endswith("_range")]
+        return [key for key in self.__dataclass_fields__ if key.endswith(RANGE_SUFFIX)]
 
 
 class ClassicControlFamily(TaskFamily):
