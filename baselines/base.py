@@ -370,23 +370,26 @@ class MetaRLAlgorithm(pl.LightningModule):
     def record(self, batch: dict[str, Any], parts: dict[str, torch.Tensor]) -> None:
         """Count environment steps and log metrics against them every ``log_every`` updates.
 
-        Metrics stay on the device between logs; only a logging step reads them back.
+        ``train/trial_return`` is the mean total reward of the trials completed since the last
+        log (absent when none completed). Metrics stay on the device between logs; only a logging
+        step reads them back.
         """
         self.env_steps += int(batch["env_steps"])
         parts = {**parts, "reward_per_step": batch["rewards"].mean()}
         for key, value in parts.items():
             self._metric_sums[key] = self._metric_sums.get(key, 0.0) + value.detach()
+        for key in ("completed_return", "completed_trials"):
+            self._metric_sums[key] = self._metric_sums.get(key, 0.0) + batch[key]
         updates = self.trainer.global_step // self.optimizer_steps_per_batch
         if updates % self.cfg.log_every != 0 or self.logger is None:
             return
-        metrics = {
-            f"train/{k}": float(v) / self.cfg.log_every for k, v in self._metric_sums.items()
-        }
-        trials = batch["completed_trials"]
-        if float(trials) > 0:
-            metrics["train/trial_return"] = float(batch["completed_return"] / trials)
+        sums, self._metric_sums = self._metric_sums, {}
+        trials = float(sums.pop("completed_trials"))
+        completed = float(sums.pop("completed_return"))
+        metrics = {f"train/{k}": float(v) / self.cfg.log_every for k, v in sums.items()}
+        if trials > 0:
+            metrics["train/trial_return"] = completed / trials
         self.logger.log_metrics(metrics, step=int(self.env_steps))
-        self._metric_sums = {}
 
 
 class ModulePolicy:
