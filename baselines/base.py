@@ -368,28 +368,47 @@ class MetaRLAlgorithm(pl.LightningModule):
         optimizer.step()
 
     def record(self, batch: dict[str, Any], parts: dict[str, torch.Tensor]) -> None:
-        """Count environment steps and log metrics against them every ``log_every`` updates.
+        """Count environment steps and log :func:`interval_metrics` against them every
+        ``log_every`` updates and after the last one.
 
-        ``train/trial_return`` is the mean total reward of the trials completed since the last
-        log (absent when none completed). Metrics stay on the device between logs; only a logging
-        step reads them back.
+        Metrics stay on the device between logs; only a logging step reads them back.
         """
         self.env_steps += int(batch["env_steps"])
         parts = {**parts, "reward_per_step": batch["rewards"].mean()}
+        sums = self._metric_sums
         for key, value in parts.items():
-            self._metric_sums[key] = self._metric_sums.get(key, 0.0) + value.detach()
+            sums[key] = sums.get(key, 0.0) + value.detach()
         for key in ("completed_return", "completed_trials"):
-            self._metric_sums[key] = self._metric_sums.get(key, 0.0) + batch[key]
-        updates = self.trainer.global_step // self.optimizer_steps_per_batch
-        if updates % self.cfg.log_every != 0 or self.logger is None:
+            sums[key] = sums.get(key, 0.0) + batch[key]
+        sums["updates"] = sums.get("updates", 0) + 1
+        trainer = self.trainer
+        updates = trainer.global_step // self.optimizer_steps_per_batch
+        last = 0 < trainer.max_steps <= trainer.global_step
+        if (updates % self.cfg.log_every != 0 and not last) or self.logger is None:
             return
-        sums, self._metric_sums = self._metric_sums, {}
-        trials = float(sums.pop("completed_trials"))
-        completed = float(sums.pop("completed_return"))
-        metrics = {f"train/{k}": float(v) / self.cfg.log_every for k, v in sums.items()}
-        if trials > 0:
-            metrics["train/trial_return"] = completed / trials
-        self.logger.log_metrics(metrics, step=int(self.env_steps))
+        self._metric_sums = {}
+        self.logger.log_metrics(interval_metrics(sums), step=int(self.env_steps))
+
+
+def interval_metrics(sums: dict[str, Any]) -> dict[str, float]:
+    """The ``train/`` metrics of one logging interval from its sums.
+
+    Args:
+        sums: per-update sums of the logged parts, plus ``updates`` (the interval's update count),
+            ``completed_return`` and ``completed_trials`` (the trials that ended in it).
+
+    Returns:
+        each part's mean per update, and ``train/trial_return``: the mean total reward of the
+        trials completed in the interval (absent when none completed).
+    """
+    parts = dict(sums)
+    updates = float(parts.pop("updates"))
+    trials = float(parts.pop("completed_trials"))
+    completed = float(parts.pop("completed_return"))
+    metrics = {f"train/{key}": float(value) / updates for key, value in parts.items()}
+    if trials > 0:
+        metrics["train/trial_return"] = completed / trials
+    return metrics
 
 
 class ModulePolicy:
@@ -415,6 +434,7 @@ __all__ = [
     "NormalizedCriticConfig",
     "SegmentedActorCriticConfig",
     "check_value_normalization",
+    "interval_metrics",
     "mask_state",
     "scheduled",
 ]

@@ -34,6 +34,7 @@ import torch
 
 from baselines.actor_learner import load_shared_optimizer_state, make_shared_optimizer
 from baselines.async_learner import AsyncLearner
+from baselines.base import interval_metrics
 from baselines.lstm_a2c import RecurrentA2C, RecurrentA2CConfig
 from baselines.registry import register_algorithm
 from tasks import ConfigError, require
@@ -123,25 +124,23 @@ class LSTMA3C(RecurrentA2C):
         self.reported_updates += 1
         self.env_steps += report["env_steps"]
         self._accumulate(report)
-        if self.reported_updates % self.cfg.log_every == 0:
+        last = self.reported_updates >= self.trainer.max_steps
+        if self.reported_updates % self.cfg.log_every == 0 or last:
             self._log_progress()
-        if self.reported_updates >= self.trainer.max_steps:
+        if last:
             self.trainer.should_stop = True
 
     def _accumulate(self, report: dict[str, Any]) -> None:
         keys = ("policy_loss", "value_loss", "entropy", "reward_per_step", "staleness")
         for key in (*keys, "completed_return", "completed_trials"):
             self._metric_sums[key] = self._metric_sums.get(key, 0.0) + report[key]
+        self._metric_sums["updates"] = self._metric_sums.get("updates", 0) + 1
 
     def _log_progress(self) -> None:
         sums, self._metric_sums = self._metric_sums, {}
         if self.logger is None:
             return
-        trials = sums.pop("completed_trials")
-        completed = sums.pop("completed_return")
-        metrics = {f"train/{key}": value / self.cfg.log_every for key, value in sums.items()}
-        if trials > 0:
-            metrics["train/trial_return"] = completed / trials
+        metrics = interval_metrics(sums)
         for index, updates in enumerate(self.worker_updates):
             metrics[f"train/updates_worker{index}"] = float(updates)
             metrics[f"train/max_staleness_worker{index}"] = float(self.worker_staleness[index])

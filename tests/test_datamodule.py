@@ -121,33 +121,3 @@ def test_lstm_a2c_targets_are_td_lambda_returns_below_lambda_one():
     torch.testing.assert_close(targets, want)
     without_values = module.critic_targets(batch, torch.zeros(8, 16), bootstrap)
     assert not torch.allclose(targets, without_values)  # below lambda 1 the values count
-
-
-def test_trial_return_is_logged_when_no_logging_update_ends_a_trial(tmp_path):
-    """9-pull trials, 4-step segments, a log every 2 updates: the trials end in updates 3, 5, 7
-    and 9, never in a logging update, and each log still reports the trials since the last one."""
-    import csv
-
-    import pytorch_lightning as pl
-    from pytorch_lightning.loggers import CSVLogger
-
-    from benchmark.run.datamodule import MetaRLDataModule
-
-    overrides = ["task.pulls=9", "algo.batch_size=3", "algo.rollout_steps=4", "algo.log_every=2"]
-    module = build_module(load_run_config("lstm-a2c", "bernoulli-bandit", overrides))
-    logger = CSVLogger(tmp_path, name="run")
-    trainer = pl.Trainer(
-        max_steps=10,
-        logger=logger,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(module, MetaRLDataModule(seed=0))
-    with open(f"{logger.log_dir}/metrics.csv") as handle:
-        rows = [row for row in csv.DictReader(handle) if row.get("train/policy_loss")]
-    assert [int(row["step"]) for row in rows] == [24, 48, 72, 96, 120]  # env steps, 3 trials
-    returns = [row["train/trial_return"] for row in rows]
-    assert returns[0] == ""  # no trial has ended by step 8 of 9
-    assert all(0.0 <= float(value) <= 9.0 for value in returns[1:])  # 9 Bernoulli pulls
-    assert len({float(value) for value in returns[1:]}) > 1  # each log its own trials
