@@ -4,9 +4,10 @@ A cell shows two numbers (:class:`benchmark.studies.cells.Cell`):
 
 - the mean over its seeds, with the standard error and the 95% Student-t interval over seeds (n
   stated; one seed: its standard error over trials);
-- the paper's selection rule: the seed with the best training return (the run's last logged mean
-  training trial return, ``train_return``; the lowest seed on a tie), its held-out score. The
-  selection never looks at the held-out trials.
+- the paper's selection rule: the seed with the best training return (``train_return``: the
+  run's last logged ``train/trial_return``, the mean total reward of the training trials completed
+  in its last logging interval; the lowest seed on a tie), its held-out score. The selection never
+  looks at the held-out trials.
 
 A run's numbers come from its ledger row (:mod:`benchmark.studies.ledger`) through the spec's
 ``run_metrics`` (default :func:`score_metrics`), so a table regenerates from the ledger alone.
