@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
-from benchmark.run.config import load_run_config
-from benchmark.run.runner import FitOutcome, MemoryLogger, fit_and_evaluate
+import pytorch_lightning as pl
+
+from baselines.base import MetaRLAlgorithm
+from benchmark.run.config import RunSpec, load_run_config
+from benchmark.run.datamodule import MetaRLDataModule
+from benchmark.run.runner import FitOutcome, MemoryLogger, fit_and_evaluate, make_trainer
 
 
 @dataclass
@@ -31,3 +36,17 @@ def short_run(algo: str, task: str, overrides: list[str]) -> ShortRun:
     for key, value, _, _ in logger.history:
         metrics.setdefault(key, []).append(value)
     return ShortRun(outcome, metrics)
+
+
+def fit_updates(
+    spec: RunSpec, module: MetaRLAlgorithm, updates: int, logger: Any = False
+) -> pl.Trainer:
+    """Train ``module`` for ``updates`` rollout batches through the runner's own Trainer.
+
+    The spec's env-step budget is set to exactly ``updates`` batches, so ``make_trainer`` gives
+    the run its ``max_steps`` as a real run would; the DataModule is seeded with 0.
+    """
+    spec.config.trainer.env_steps = updates * module.cfg.batch_size * module.rollout_length
+    trainer = make_trainer(spec, module, logger, progress=False)
+    trainer.fit(module, MetaRLDataModule(seed=0))
+    return trainer

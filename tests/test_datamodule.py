@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from run_support import fit_updates
 
 from baselines.rollout import RolloutCollector
 from benchmark.run.config import load_run_config
@@ -48,10 +49,6 @@ def test_segments_carry_the_hidden_state_and_resets_only_at_trial_starts():
 
 def test_each_rollout_is_played_by_the_parameters_it_updates():
     """Lightning must not prefetch the next rollout before the current update (on-policy)."""
-    import pytorch_lightning as pl
-
-    from benchmark.run.datamodule import MetaRLDataModule
-
     spec = load_run_config(
         "lstm-a2c", "bernoulli-bandit", ["task.pulls=5", "algo.batch_size=4", "algo.log_every=1"]
     )
@@ -64,14 +61,7 @@ def test_each_rollout_is_played_by_the_parameters_it_updates():
         return update(batch, batch_idx)
 
     module.training_step = recording_step
-    trainer = pl.Trainer(
-        max_steps=4,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(module, MetaRLDataModule(seed=0))
+    fit_updates(spec, module, 4)
     assert len(seen) == 4 and all(played == current for played, current in seen)
     versions = [played for played, _ in seen]
     assert versions == sorted(set(versions))  # each update changed the parameters

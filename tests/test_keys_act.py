@@ -26,13 +26,13 @@ from typing import Any, NamedTuple
 import pytest
 import pytorch_lightning as pl
 import torch
+from run_support import fit_updates
 from test_registry_gym import SMALL_PARAMS
 
 from baselines import algorithm_names, get_algorithm_class
 from baselines.actor_learner import ActorLearner, WorkerContext, make_shared_optimizer
 from baselines.async_learner import WorkerPool
 from benchmark.run.config import load_run_config
-from benchmark.run.datamodule import MetaRLDataModule
 from benchmark.run.runner import MemoryLogger, build_module
 from tasks import TASKS, ConfigError, TrialEngine, make_task, task_generator
 
@@ -138,17 +138,7 @@ def _train(algo: str, overrides: tuple[str, ...]) -> Trained:
     logger = MemoryLogger()
     pl.seed_everything(0, verbose=False)
     module = build_module(spec)
-    trainer = pl.Trainer(
-        max_steps=BATCHES * module.optimizer_steps_per_batch,
-        max_epochs=-1,
-        accelerator="cpu",
-        logger=logger,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-    )
-    trainer.fit(module, MetaRLDataModule(0))
+    fit_updates(spec, module, BATCHES, logger)
     return Trained(_flat(module), len(logger.history))
 
 
@@ -236,7 +226,7 @@ def test_log_every_changes_the_logging_and_nothing_else(algo):
     default, every = trained(algo), trained(algo, ("algo.log_every=1",))
     assert torch.equal(default.parameters, every.parameters)
     # every 10 updates by default, so only the last of the 2 updates logs; every update here
-    assert 0 < default.logged and every.logged == BATCHES * default.logged
+    assert default.logged > 0 and every.logged == BATCHES * default.logged
 
 
 def test_lstm_a3c_workers_sizes_the_pool():

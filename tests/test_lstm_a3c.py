@@ -20,6 +20,7 @@ import pytorch_lightning as pl
 import torch
 from a3c_support import ExplodingInWorker1, burn_cpu
 from mlflow import MlflowClient
+from run_support import fit_updates
 from store_support import fresh_store
 
 from baselines.actor_learner import worker_seed
@@ -28,7 +29,6 @@ from baselines.base import scheduled
 from baselines.lstm_a3c import LSTMA3C, LSTMA3CConfig
 from benchmark.run.checkpoints import read_checkpoint
 from benchmark.run.config import load_run_config
-from benchmark.run.datamodule import MetaRLDataModule
 from benchmark.run.evaluation import evaluate_policy
 from benchmark.run.restore import load_module
 from benchmark.run.runner import CHECKPOINT_ARTIFACT, build_module, cpu_time, train_and_evaluate
@@ -84,16 +84,7 @@ def _fit(overrides: list[str], updates: int, module: LSTMA3C | None = None) -> L
     """Train through the real Trainer (no logger) for ``updates`` worker updates."""
     spec = load_run_config("lstm-a3c", "bernoulli-bandit", [*SMALL, *overrides])
     module = module or build_module(spec)
-    trainer = pl.Trainer(
-        max_steps=updates,
-        max_epochs=-1,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(module, MetaRLDataModule(seed=0))
+    fit_updates(spec, module, updates)
     return module
 
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 import csv
 
 import pytest
-import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import CSVLogger
+from run_support import fit_updates
 
 from baselines.base import interval_metrics
 from benchmark.run.config import load_run_config
-from benchmark.run.datamodule import MetaRLDataModule
 from benchmark.run.runner import build_module
 
 
@@ -20,16 +19,7 @@ def _logged(tmp_path, algo: str, overrides: list[str], updates: int) -> list[dic
     spec = load_run_config(algo, "bernoulli-bandit", ["task.arms=3", "task.pulls=9", *overrides])
     module = build_module(spec)
     logger = CSVLogger(tmp_path, name="run")
-    trainer = pl.Trainer(
-        max_steps=updates * module.optimizer_steps_per_batch,
-        max_epochs=-1,
-        accelerator="cpu",
-        logger=logger,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(module, MetaRLDataModule(seed=0))
+    fit_updates(spec, module, updates, logger)
     with open(f"{logger.log_dir}/metrics.csv") as handle:
         return [row for row in csv.DictReader(handle) if row.get("train/policy_loss")]
 
