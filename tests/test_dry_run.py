@@ -52,6 +52,31 @@ def test_a_dry_run_prints_the_grid_and_its_cost_and_starts_nothing(tmp_path, mon
     assert sorted(path.name for path in tmp_path.iterdir()) == ["results", "tiny.yaml"]
 
 
+def test_a_rate_measured_at_another_shape_is_stale_and_left_out(tmp_path, monkeypatch, capsys):
+    """A rate whose batch and hidden size no run of the row uses (a pair's defaults changed after
+    the measurement) is shown as stale and kept out of the CPU-hours; a matching one counts."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tiny.yaml").write_text(SWEEP + "  algo.batch_size: 64\n  algo.hidden_size: 32\n")
+    old = "pair defaults: batch=16 hidden=32 env_steps/update=3200 threads=1"
+    current = "pair defaults: batch=64 hidden=32 env_steps/update=12800 threads=1"
+    rows = [
+        {"algorithm": "rl2", "family": "cartpole-params", "setting": old},
+        {"algorithm": "lstm-a2c", "family": "cartpole-params", "setting": current},
+    ]
+    _write_rates(tmp_path, [{**row, "env_steps_per_second": "2000"} for row in rows])
+    assert main(["sweep", "tiny.yaml", "--dry-run", "--tracking-uri", "sqlite:///x.db"]) == 0
+    out = capsys.readouterr().out
+    assert "| learned | rl2 | cartpole-params | 2 | 6 | 4,320,000 | stale | stale |" in out
+    assert "| learned | lstm-a2c | cartpole-params | 2 | 6 | 4,320,000 | 2,000 | 0.60 |" in out
+    assert "0.6 CPU-hours over the 1 measured rows" in out
+    assert (
+        "note: rl2/cartpole-params is not in the CPU-hours (4,320,000 env steps): its rate was "
+        "measured at batch=16 hidden=32, its runs use batch=64 hidden=32; re-measure with "
+        "'metarl-bench perf --families cartpole-params --algorithms rl2'"
+    ) in out
+    assert "unmeasured" not in out
+
+
 def test_a_dry_run_refuses_a_bad_sweep_with_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "bad.yaml").write_text(SWEEP.replace("max_steps", "max_stepz"))

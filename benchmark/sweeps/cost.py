@@ -4,16 +4,18 @@ The grid is resolved exactly as a sweep resolves it (pair budgets, ``when`` entr
 Per (kind, algorithm, family): runs, settings, seeds, the training env steps of all its runs (each
 learned run's ``trainer.env_steps``, as resolved for that job) and CPU-hours = env steps / the
 measured env steps per second of that algorithm on that family (``results/throughput.csv``,
-written by ``metarl-bench perf --families``) x the CPU cores a run occupies. A row with no
-measurement says "unmeasured" and is left out of the total CPU-hours, with a note. Classical
-strategies and the end-of-run evaluations train nothing and are not costed.
+written by ``metarl-bench perf --families``) x the CPU cores a run occupies. A rate counts only
+where it was measured at a batch size and network size that some run of the row uses: a rate
+measured before a pair's defaults changed says "stale". A row with no usable measurement is left
+out of the total CPU-hours, with a note. Classical strategies and the end-of-run evaluations
+train nothing and are not costed.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from benchmark.run.tracking import SUITE_ROOT
 from benchmark.sweeps.grid import Sweep
@@ -21,6 +23,20 @@ from benchmark.sweeps.worker import Job
 
 THROUGHPUT = Path("results") / "throughput.csv"
 """The measured rates, read from the working directory, else from the suite's checkout."""
+
+
+@dataclass(frozen=True)
+class Rate:
+    """One measured rate of ``throughput.csv`` and the network shape it was measured at."""
+
+    per_second: float
+    """Env steps per second."""
+    shape: tuple[int, int] | None
+    """(trials per batch, hidden units) from the row's setting; None where it names neither."""
+
+    def describe(self) -> str:
+        """The measured shape as text, for the dry run's notes."""
+        return "an unstated shape" if self.shape is None else _shape_text(self.shape)
 
 
 @dataclass
@@ -36,7 +52,12 @@ class CostRow:
     cpu_steps: int = 0
     """Env steps weighted by the cores each run occupies."""
     rate: float | None = None
-    """Measured env steps per second (None: unmeasured, or a classical row)."""
+    """Measured env steps per second (None: unmeasured or stale, or a classical row)."""
+    shapes: set[tuple[int, int]] = field(default_factory=set)
+    """The (trials per batch, hidden units) of the row's runs (empty where their config has
+    neither, as a plug-in's may not)."""
+    stale: Rate | None = None
+    """A rate measured at a shape none of the row's runs uses (not counted)."""
 
     @property
     def cpu_hours(self) -> float | None:
@@ -49,36 +70,57 @@ def throughput_path() -> Path:
     return THROUGHPUT if THROUGHPUT.is_file() else SUITE_ROOT / THROUGHPUT
 
 
-def measured_rates(path: Path) -> dict[tuple[str, str], float]:
-    """Env steps per second by (algorithm, family) from a ``throughput.csv``; of several rows of
-    a pair, one measured at the pair's defaults is preferred, then the last row."""
+def measured_rates(path: Path) -> dict[tuple[str, str], Rate]:
+    """Measured rates by (algorithm, family) from a ``throughput.csv``; of several rows of a
+    pair, one measured at the pair's defaults is preferred, then the last row."""
     from benchmark.studies.perf_families import read_throughput
 
-    rates: dict[tuple[str, str], float] = {}
+    rates: dict[tuple[str, str], Rate] = {}
     for row in sorted(read_throughput(path), key=lambda r: r["setting"].startswith("pair")):
-        rates[(row["algorithm"], row["family"])] = float(row["env_steps_per_second"])
+        shape = _measured_shape(row["setting"])
+        rates[(row["algorithm"], row["family"])] = Rate(float(row["env_steps_per_second"]), shape)
     return rates
 
 
-def cost_rows(jobs: list[Job], rates: dict[tuple[str, str], float]) -> list[CostRow]:
-    """One :class:`CostRow` per (kind, algorithm, family) of ``jobs``, in the grid's order."""
+def _measured_shape(setting: str) -> tuple[int, int] | None:
+    """(batch, hidden) from a setting such as ``pair defaults: batch=64 hidden=128 ...``."""
+    batch, hidden = (re.search(rf"\b{key}=(\d+)", setting) for key in ("batch", "hidden"))
+    return (int(batch.group(1)), int(hidden.group(1))) if batch and hidden else None
+
+
+def _shape_text(shape: tuple[int, int]) -> str:
+    return f"batch={shape[0]} hidden={shape[1]}"
+
+
+def cost_rows(jobs: list[Job], rates: dict[tuple[str, str], Rate]) -> list[CostRow]:
+    """One :class:`CostRow` per (kind, algorithm, family) of ``jobs``, in the grid's order.
+
+    A learned row takes its pair's rate only where the rate's measured shape is one of the
+    row's runs' (batch, hidden); otherwise the rate is kept as :attr:`CostRow.stale`.
+    """
     rows: dict[tuple[str, str, str], CostRow] = {}
     for job in jobs:
         key = (job.kind, job.name, job.task)
-        row = rows.setdefault(key, CostRow(*key, rate=rates.get((job.name, job.task))))
+        row = rows.setdefault(key, CostRow(*key))
         row.runs += 1
         row.settings.add(job.setting)
         if job.kind == "learned":
             steps = int(job.params["trainer.env_steps"])
             row.env_steps += steps
             row.cpu_steps += steps * job.cpus
+            batch, hidden = (job.params.get(f"algo.{key}") for key in ("batch_size", "hidden_size"))
+            if batch is not None and hidden is not None:  # a plug-in may name neither
+                row.shapes.add((int(batch), int(hidden)))
     for row in rows.values():
-        if row.kind != "learned":
-            row.rate = None
+        rate = rates.get((row.algorithm, row.family)) if row.kind == "learned" else None
+        if rate is not None and rate.shape and row.shapes and rate.shape not in row.shapes:
+            row.stale = rate
+        elif rate is not None:
+            row.rate = rate.per_second
     return list(rows.values())
 
 
-def dry_run_report(sweep: Sweep, rates: dict[tuple[str, str], float], source: Path) -> str:
+def dry_run_report(sweep: Sweep, rates: dict[tuple[str, str], Rate], source: Path) -> str:
     """The text ``sweep --dry-run`` prints: the grid per row, then the totals and notes."""
     rows = cost_rows(sweep.jobs, rates)
     lines = [
@@ -101,7 +143,8 @@ def dry_run_report(sweep: Sweep, rates: dict[tuple[str, str], float], source: Pa
 def _totals(rows: list[CostRow], source: Path) -> list[str]:
     learned = [row for row in rows if row.kind == "learned"]
     measured = [row for row in learned if row.rate is not None]
-    unmeasured = [row for row in learned if row.rate is None]
+    unmeasured = [row for row in learned if row.rate is None and row.stale is None]
+    stale = [row for row in learned if row.stale is not None]
     steps = sum(row.env_steps for row in learned)
     hours = sum(row.cpu_hours or 0.0 for row in measured)
     lines = [
@@ -116,6 +159,15 @@ def _totals(rows: list[CostRow], source: Path) -> list[str]:
         lines.append(
             f"note: {len(unmeasured)} learned rows are unmeasured and not in the CPU-hours "
             f"({left:,} env steps): {names}; measure them with 'metarl-bench perf --families'"
+        )
+    for row in stale:
+        assert row.stale is not None
+        runs = ", ".join(_shape_text(shape) for shape in sorted(row.shapes))
+        lines.append(
+            f"note: {row.algorithm}/{row.family} is not in the CPU-hours ({row.env_steps:,} env "
+            f"steps): its rate was measured at {row.stale.describe()}, its runs use {runs}; "
+            f"re-measure with 'metarl-bench perf --families {row.family} --algorithms "
+            f"{row.algorithm}'"
         )
     lines.append("note: classical runs and every run's evaluation train nothing; not costed")
     return lines
@@ -134,17 +186,21 @@ def _steps(row: CostRow) -> str:
 def _rate(row: CostRow) -> str:
     if row.kind != "learned":
         return "-"
+    if row.stale is not None:
+        return "stale"
     return "unmeasured" if row.rate is None else f"{row.rate:,.0f}"
 
 
 def _hours(row: CostRow) -> str:
     if row.kind != "learned":
         return "-"
+    if row.stale is not None:
+        return "stale"
     return "unmeasured" if row.cpu_hours is None else f"{row.cpu_hours:,.2f}"
 
 
 def dry_run(sweep: Sweep) -> str:
     """The dry run's report of ``sweep`` with the rates of :func:`throughput_path`."""
     source = throughput_path()
-    rates: dict[tuple[str, str], Any] = measured_rates(source) if source.is_file() else {}
+    rates: dict[tuple[str, str], Rate] = measured_rates(source) if source.is_file() else {}
     return dry_run_report(sweep, rates, source)
