@@ -10,7 +10,7 @@ import pytest
 
 import benchmark.sweeps.grid
 from benchmark.cli import main
-from benchmark.studies.perf_families import THROUGHPUT_COLUMNS
+from benchmark.studies.perf_families import THROUGHPUT_COLUMNS, merge_throughput
 from benchmark.sweeps.grid import load_sweep
 from tasks import ConfigError
 
@@ -119,6 +119,23 @@ def test_mujoco_sweep_jobs_of_twin_families_stay_distinct(tmp_path):
     )
     jobs = load_sweep(str(sweep), []).jobs
     assert sorted(job.task for job in jobs) == ["halfcheetah-params"] * 2 + ["hopper-params"] * 2
+
+
+def test_a_new_rate_at_the_pair_defaults_replaces_one_at_former_defaults():
+    def row(family: str, setting: str, rate: str) -> dict[str, str]:
+        return {"algorithm": "rl2", "family": family, "setting": setting, "rate": rate}
+
+    old = [
+        row("maze", "pair defaults: batch=16 hidden=128", "1"),
+        row("maze", "quick: batch=16 hidden=128", "2"),
+        row("two-step", "pair defaults: batch=128 hidden=64", "3"),
+    ]
+    merged = merge_throughput(old, [row("maze", "pair defaults: batch=64 hidden=128", "4")])
+    assert [(r["family"], r["rate"]) for r in merged] == [
+        ("maze", "4"),
+        ("maze", "2"),
+        ("two-step", "3"),
+    ]
 
 
 def test_perf_families_writes_a_row_per_family_to_throughput_and_perf_md(tmp_path, monkeypatch):

@@ -7,7 +7,8 @@ steps of one rollout batch over the median update interval (rollout plus update)
 updates. MuJoCo families are measured where the ``mujoco`` extra is installed.
 
 The rows go to ``results/throughput.csv`` (machine-readable; a new measurement of the same
-algorithm, family and setting replaces the old one; ``sweep --dry-run`` reads it) and to a
+algorithm and family at the pair defaults, or with ``--quick``, replaces the old one; ``sweep
+--dry-run`` reads it) and to a
 generated section of ``results/perf.md``.
 """
 
@@ -183,10 +184,14 @@ def read_throughput(path: Path) -> list[dict[str, str]]:
 
 
 def merge_throughput(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``old`` rows with each (algorithm, family, setting) measured in ``new`` replaced."""
+    """``old`` rows with each (algorithm, family, mode) measured in ``new`` replaced.
+
+    The mode is the setting's text before its colon (``pair defaults`` or ``quick``), so a new
+    measurement at a pair's current defaults replaces one made at its former defaults.
+    """
 
     def key(row: dict[str, Any]) -> tuple[str, str, str]:
-        return (row["algorithm"], row["family"], row["setting"])
+        return (row["algorithm"], row["family"], row["setting"].split(":", 1)[0])
 
     replaced = {key(row) for row in new}
     kept = [row for row in old if key(row) not in replaced]
