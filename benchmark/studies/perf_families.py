@@ -8,8 +8,7 @@ updates. MuJoCo families are measured where the ``mujoco`` extra is installed.
 
 The rows go to ``results/throughput.csv`` (machine-readable; a new measurement of the same
 algorithm and family at the pair defaults, or with ``--quick``, replaces the old one; ``sweep
---dry-run`` reads it) and to a
-generated section of ``results/perf.md``.
+--dry-run`` reads it) and to a generated section of ``results/perf.md``.
 """
 
 from __future__ import annotations
