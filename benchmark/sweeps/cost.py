@@ -34,10 +34,6 @@ class Rate:
     shape: tuple[int, int] | None
     """(trials per batch, hidden units) from the row's setting; None where it names neither."""
 
-    def describe(self) -> str:
-        """The measured shape as text, for the dry run's notes."""
-        return "an unstated shape" if self.shape is None else _shape_text(self.shape)
-
 
 @dataclass
 class CostRow:
@@ -161,11 +157,12 @@ def _totals(rows: list[CostRow], source: Path) -> list[str]:
             f"({left:,} env steps): {names}; measure them with 'metarl-bench perf --families'"
         )
     for row in stale:
-        assert row.stale is not None
+        assert row.stale is not None and row.stale.shape is not None
         runs = ", ".join(_shape_text(shape) for shape in sorted(row.shapes))
+        measured = _shape_text(row.stale.shape)
         lines.append(
             f"note: {row.algorithm}/{row.family} is not in the CPU-hours ({row.env_steps:,} env "
-            f"steps): its rate was measured at {row.stale.describe()}, its runs use {runs}; "
+            f"steps): its rate was measured at {measured}, its runs use {runs}; "
             f"re-measure with 'metarl-bench perf --families {row.family} --algorithms "
             f"{row.algorithm}'"
         )
