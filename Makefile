@@ -22,17 +22,16 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
-# The reference table (docs/reference.md): every reference sweep (each resumes), its run records
-# merged into results/reference/<family>.csv, RL²'s bandit, tabular-MDP and maze rows (and
+# The reference table (docs/reference.md): every reference sweep, with results/reference/<family>.csv
+# as its ledger (the runs it holds are skipped, each finished run is merged into it), RL²'s bandit, tabular-MDP and maze rows (and
 # LSTM-A2C's tabular-MDP rows) from the RL² Table 1, 2 and 3 ledgers, and results/reference.{md,csv}
 # built from the merged records.
 reference: $(STAMP)
 	mkdir -p results/reference
 	for f in benchmark/configs/sweeps/reference/*.yaml; do \
 	  family=$$(basename $$f .yaml); \
-	  $(VENV)/bin/metarl-bench sweep $$f --workers 1 && \
-	  $(VENV)/bin/metarl-bench table --experiment reference-$$family \
-	    --export-runs results/reference/$$family.csv > /dev/null || exit 1; \
+	  $(VENV)/bin/metarl-bench sweep $$f --workers 1 \
+	    --ledger results/reference/$$family.csv > /dev/null || exit 1; \
 	done
 	$(VENV)/bin/metarl-bench table --from results/ledgers/rl2_table1.csv --where algorithm=rl2 pulls=10 seed=0,1,2 \
 	  --export-runs results/reference/bernoulli-bandit.csv > /dev/null

@@ -138,6 +138,12 @@ def add_study_commands(command: Callable[..., OneLineParser]) -> None:
         action="store_true",
         help="print the grid and its estimated cost (runs, env steps, CPU-hours); start nothing",
     )
+    sweep.add_argument(
+        "--ledger",
+        default=None,
+        help="a run-records CSV: its runs count as finished, and each finished run is merged "
+        "into it (resume across stores and machines)",
+    )
 
     table = command("table", "comparison table of an experiment's runs", "experiment")
     table.add_argument("--baseline", default=None, help="P(improvement) baseline (default a2c)")

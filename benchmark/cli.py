@@ -176,15 +176,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     The local pool starts first: its workers import the training stack while this process imports,
     validates the sweep and opens the store. On a user error or when nothing is left to run, the
-    idle workers are stopped before the command returns.
+    idle workers are stopped before the command returns. With ``--ledger`` the table printed is the
+    ledger's (``table --from LEDGER``): every run of the campaign, on whichever machine it ran.
     """
     from benchmark.sweeps.launchers import LocalLauncher, check_launcher
 
+    ledger = Path(args.ledger) if args.ledger else None
     if args.dry_run:  # the grid and its cost only: no pool, no store
         from benchmark.sweeps.cost import dry_run
         from benchmark.sweeps.grid import load_sweep
 
-        print(dry_run(load_sweep(args.config, args.overrides)))
+        print(dry_run(load_sweep(args.config, args.overrides), ledger))
         return 0
     check_launcher(args.launcher, args.workers, args.ray_address)
     pool = LocalLauncher(args.workers) if args.launcher == "local" else None
@@ -194,7 +196,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         from benchmark.sweeps.driver import sweep_command
 
         def render(experiment: str, uri: str, results: Path) -> None:
-            table_command(experiment, None, "markdown", None, uri, results)
+            if (
+                ledger is not None and ledger.is_file()
+            ):  # the campaign's table, every machine's runs
+                table_command(None, None, "markdown", None, uri, results, sources=[str(ledger)])
+            else:
+                table_command(experiment, None, "markdown", None, uri, results)
 
         return sweep_command(
             args.config,
@@ -205,6 +212,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             args.ray_address,
             started=pool,
             render=render,
+            ledger=ledger,
         )
     finally:
         if pool is not None:

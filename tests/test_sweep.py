@@ -16,6 +16,7 @@ from mlflow.tracking import MlflowClient
 from store_support import fresh_store
 
 from benchmark.cli import main
+from benchmark.reporting.records import read_records, write_records
 from benchmark.sweeps.launchers import LocalLauncher
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "new_algorithm"
@@ -282,3 +283,75 @@ def test_a_failed_run_is_recorded_and_retried_while_finished_ones_are_kept(
     assert (children["status"] == "FINISHED").sum() == 4 and (
         children["status"] == "FAILED"
     ).sum() == 4
+
+
+def test_a_ledger_carries_the_resume_to_a_fresh_store_on_another_machine(workdir, capfd):
+    folder, uri = workdir
+    path = write_sweep(folder, "carried")
+    ledger = folder / "ledgers" / "carried.csv"  # its folder does not exist yet
+    args = ["sweep", str(path), "--workers", "1", "--ledger", str(ledger)]
+    assert main(["--tracking-uri", uri, *args]) == 0
+    first = read_records([ledger])
+    children = runs_of(uri, "carried").query("role == 'child'")
+    assert len(first) == 6 and set(first["run_id"]) == set(children["run_id"])
+
+    # Another machine: a fresh store, the committed ledger less one run.
+    dropped = (first["algorithm"] == "lstm-a2c") & (first["seed"] == 1)
+    write_records(ledger, first[~dropped])
+    other = folder / "other"
+    other.mkdir()
+    uri2 = fresh_store(other)
+    capfd.readouterr()
+    assert main(["--tracking-uri", uri2, *args]) == 0
+    err = capfd.readouterr().err
+    assert "5 already finished (5 in the ledger" in err and "1 to run" in err
+    trained = runs_of(uri2, "carried").query("role == 'child'")
+    assert list(trained["algorithm"]) == ["lstm-a2c"] and list(trained["seed"]) == ["1"]
+    merged = read_records([ledger])
+    assert len(merged) == 6 and trained["run_id"].item() in set(merged["run_id"])
+    kept = merged[merged["run_id"] != trained["run_id"].item()]
+    assert set(kept["run_id"]) == set(first[~dropped]["run_id"])
+
+    # The dry run costs only what the ledger lacks.
+    assert main(["sweep", str(path), "--dry-run", "--ledger", str(ledger)]) == 0
+    out = capfd.readouterr().out
+    assert "sweep carried: 0 runs" in out and "6 of its runs are in the ledger" in out
+
+    # A third machine, the ledger whole: nothing trains, and the table is the ledger's.
+    third = folder / "third"
+    third.mkdir()
+    uri3 = fresh_store(third)
+    assert main(["--tracking-uri", uri3, *args]) == 0
+    out, err = capfd.readouterr()
+    assert "6 already finished (6 in the ledger" in err and "0 to run" in err
+    assert runs_of(uri3, "carried").query("role == 'child'").empty
+    assert f"metarl-bench table --from {ledger}" in out and "| lstm-a2c | learned | 2 |" in out
+
+
+def test_a_ledger_takes_the_runs_an_earlier_invocation_left_only_in_the_store(workdir, capfd):
+    folder, uri = workdir
+    path = write_sweep(folder, "late")
+    assert main(["--tracking-uri", uri, "sweep", str(path), "--workers", "1"]) == 0
+    ledger = folder / "late.csv"
+    capfd.readouterr()
+    args = ["sweep", str(path), "--workers", "1", "--ledger", str(ledger)]
+    assert main(["--tracking-uri", uri, *args]) == 0
+    err = capfd.readouterr().err
+    assert "6 already finished (6 in the ledger" in err and "6 of them merged into it" in err
+    children = runs_of(uri, "late").query("role == 'child'")
+    assert set(read_records([ledger])["run_id"]) == set(children["run_id"])
+
+
+def test_a_ledger_that_is_not_run_records_is_one_line_exit_2_and_starts_nothing(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    path = write_sweep(tmp_path, "badledger")
+    ledger = tmp_path / "notes.csv"
+    ledger.write_text("a,b\n1,2\n")
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    assert main(["--tracking-uri", uri, "sweep", str(path), "--ledger", str(ledger)]) == 2
+    err = capsys.readouterr().err
+    assert "notes.csv lack the columns" in err and len(err.strip().splitlines()) == 1
+    assert ledger.read_text() == "a,b\n1,2\n"
+    assert not (tmp_path / "mlflow.db").exists() and _live_children() == []

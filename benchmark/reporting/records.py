@@ -159,6 +159,19 @@ def read_records(paths: Iterable[str | Path]) -> pd.DataFrame:
     return typed(pd.concat(frames, ignore_index=True))
 
 
+def read_ledger(path: str | Path) -> pd.DataFrame:
+    """The records of the ledger at ``path``, or an empty records frame when it does not exist
+    yet (a campaign's first run creates it)."""
+    if Path(path).is_file():
+        return read_records([path])
+    return typed(pd.DataFrame(columns=list(COLUMNS)))
+
+
+def ledger_keys(ledger: pd.DataFrame) -> set[tuple[str, str]]:
+    """The (algorithm, config hash) of every run in ``ledger``: a run's identity across stores."""
+    return set(zip(ledger["algorithm"], ledger["config_hash"], strict=True))
+
+
 def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
     """The files named by ``paths`` (globs expanded, sorted), each of which must exist.
 

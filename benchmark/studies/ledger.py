@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from benchmark.reporting.records import merge_records, read_records, records_from_store
+from benchmark.reporting.records import ledger_keys, merge_records, read_ledger, records_from_store
 from benchmark.run.config import RunSpec, load_run_config
 from benchmark.studies.inputs import Run
 from benchmark.studies.spec import Column, Setting
@@ -63,13 +63,6 @@ def plan(run: Run, settings: list[Setting]) -> list[PlannedRun]:
     return planned
 
 
-def read_ledger(path: Path) -> pd.DataFrame:
-    """The ledger's records (an empty frame when there is no ledger yet)."""
-    if path.is_file():
-        return read_records([path])
-    return pd.DataFrame(columns=["algorithm", "config_hash"])
-
-
 def recorded(ledger: pd.DataFrame) -> dict[tuple[str, str], dict[str, Any]]:
     """The ledger's rows by (algorithm, config hash)."""
     rows = ledger.to_dict("records")
@@ -79,7 +72,7 @@ def recorded(ledger: pd.DataFrame) -> dict[tuple[str, str], dict[str, Any]]:
 def to_train(run: Run, ledger: pd.DataFrame) -> list[PlannedRun]:
     """The planned runs of the settings this invocation trains that the ledger lacks (each once)."""
     trained = [s for s in run.measured if s.name in run.budget.learned_settings]
-    done, missing = set(recorded(ledger)), {}
+    done, missing = ledger_keys(ledger), {}
     for planned in plan(run, trained):
         if planned.key not in done:
             missing.setdefault(planned.key, planned)

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmark.reporting.records import read_ledger
 from benchmark.run.tracking import git_tags, resolve_tracking_uri
 from benchmark.studies.cells import Results
 from benchmark.studies.classical import cpu_seconds, run_classical
@@ -32,7 +33,7 @@ from benchmark.studies.inputs import (
     published_table,
 )
 from benchmark.studies.learned import learned_cells, learned_note
-from benchmark.studies.ledger import read_ledger, train_missing
+from benchmark.studies.ledger import train_missing
 from benchmark.studies.log import log_to_mlflow
 from benchmark.studies.render import format_markdown, read_report, write_csv
 from benchmark.studies.spec import TableSpec

@@ -14,9 +14,10 @@ train nothing and are not costed.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from benchmark.reporting.records import ledger_keys, read_ledger
 from benchmark.run.tracking import SUITE_ROOT
 from benchmark.sweeps.grid import Sweep
 from benchmark.sweeps.worker import Job
@@ -196,8 +197,14 @@ def _hours(row: CostRow) -> str:
     return "unmeasured" if row.cpu_hours is None else f"{row.cpu_hours:,.2f}"
 
 
-def dry_run(sweep: Sweep) -> str:
-    """The dry run's report of ``sweep`` with the rates of :func:`throughput_path`."""
+def dry_run(sweep: Sweep, ledger: Path | None = None) -> str:
+    """The dry run's report of ``sweep`` with the rates of :func:`throughput_path`; with a
+    ``ledger``, of the runs it does not hold (what ``sweep --ledger`` would run)."""
     source = throughput_path()
     rates: dict[tuple[str, str], Rate] = measured_rates(source) if source.is_file() else {}
+    if ledger is not None:
+        held = ledger_keys(read_ledger(ledger))
+        jobs = [job for job in sweep.jobs if (job.name, job.config_hash) not in held]
+        note = f"{len(sweep.jobs) - len(jobs)} of its runs are in the ledger {ledger}: left out"
+        sweep = replace(sweep, jobs=jobs, notes=[*sweep.notes, note])
     return dry_run_report(sweep, rates, source)

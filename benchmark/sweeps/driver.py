@@ -18,6 +18,13 @@ whose worker or driver died continues from it (its child run is tagged
 On a multi-machine Ray cluster the checkpoint is found only if that path is on a filesystem that
 every node shares.
 
+A ledger (``sweep FILE --ledger PATH``, a run-records CSV: :mod:`benchmark.reporting.records`)
+carries the resume across stores and machines. A job whose (algorithm, config hash) the ledger
+holds counts as finished; every run that finishes is merged into the ledger once the store has its
+result, and the grid's runs that are FINISHED in the store but not yet in the ledger (an invocation
+stopped before it merged them) are merged when the next invocation starts. A committed ledger is
+then the campaign's state: a fresh clone on another machine runs only what it lacks.
+
 A tracking server that goes away loses nothing: a result it could not take is kept on disk in
 ``.metarl/pending/<experiment>/<sweep>/`` until the store has it (:mod:`benchmark.sweeps.outbox`).
 The sweep goes on while the server is away and writes what is pending when it returns; the next
@@ -40,6 +47,12 @@ from typing import Any
 from mlflow.entities import Param
 from mlflow.tracking import MlflowClient
 
+from benchmark.reporting.records import (
+    ledger_keys,
+    merge_records,
+    read_ledger,
+    records_from_store,
+)
 from benchmark.run.tracking import (
     BEAT,
     GRID_ARTIFACT,
@@ -91,6 +104,7 @@ def sweep_command(
     results_dir: Path = Path("results"),
     started: Launcher | None = None,
     render: Callable[[str, str, Path], object] | None = None,
+    ledger: Path | None = None,
 ) -> int:
     """Validate a sweep, run what is not finished yet, then render its table.
 
@@ -106,6 +120,7 @@ def sweep_command(
             caller closes it).
         render: prints and writes the table of (experiment, tracking URI, results directory)
             once the runs are done (None: no table).
+        ledger: a run-records CSV: its runs are skipped and each finished run is merged into it.
 
     Returns:
         0 when every run finished, 1 when some failed, 75 when the store is away (results that
@@ -116,7 +131,7 @@ def sweep_command(
     for note in sweep.notes:  # task entries left out for a missing extra
         print(note, file=sys.stderr)
     try:
-        driver = SweepDriver(sweep, tracking_uri)
+        driver = SweepDriver(sweep, tracking_uri, ledger)
         todo = driver.prepare()
     except Exception as error:
         if not is_transient(error):
@@ -139,11 +154,17 @@ class SweepDriver:
     Args:
         sweep: the validated sweep.
         tracking_uri: the MLflow store.
+        ledger: a run-records CSV that carries the resume across stores (None: the store only).
     """
 
-    def __init__(self, sweep: Sweep, tracking_uri: str):
+    def __init__(self, sweep: Sweep, tracking_uri: str, ledger: Path | None = None):
+        self.in_ledger = ledger_keys(read_ledger(ledger)) if ledger is not None else set()
+        """(algorithm, config hash) of the runs the ledger holds (read first, so a file that is
+        not a ledger stops the sweep before the store is touched)."""
+        self.unmerged: set[str] = set()
+        """Config hashes of runs FINISHED in the store and not yet merged into the ledger."""
         tune_http_client()
-        self.sweep, self.tracking_uri = sweep, tracking_uri
+        self.sweep, self.tracking_uri, self.ledger = sweep, tracking_uri, ledger
         self.client = MlflowClient(tracking_uri)
         self.tags = git_tags()
         self.experiment_id = retry(
@@ -179,6 +200,20 @@ class SweepDriver:
             for run in self._children("FINISHED")
             if current_version(run.data.tags)
         }
+        if self.ledger is not None:
+            self.unmerged = {
+                job.config_hash
+                for job in self.sweep.jobs
+                if job.config_hash in finished and (job.name, job.config_hash) not in self.in_ledger
+            }
+        caught_up = len(self.unmerged)
+        self._merge_ledger()
+        recorded = {
+            job.config_hash
+            for job in self.sweep.jobs
+            if (job.name, job.config_hash) in self.in_ledger
+        }
+        finished |= recorded
         todo = [job for job in self.sweep.jobs if job.config_hash not in finished]
         # Long runs first: training before the quick classical evaluations fills the workers.
         todo.sort(key=lambda job: job.kind != "learned")
@@ -196,7 +231,11 @@ class SweepDriver:
         skipped = len(self.sweep.jobs) - len(todo)
         print(
             f"sweep '{self.sweep.name}': {len(self.sweep.jobs)} runs in experiment "
-            f"'{self.sweep.experiment}'; {skipped} already finished, {len(todo)} to run"
+            f"'{self.sweep.experiment}'; {skipped} already finished"
+            + (f" ({len(recorded)} in the ledger {self.ledger}" if self.ledger else "")
+            + (f", {caught_up} of them merged into it from the store" if caught_up else "")
+            + (")" if self.ledger else "")
+            + f", {len(todo)} to run"
             + (f" ({resumable} from a checkpoint)" if resumable else ""),
             file=sys.stderr,
         )
@@ -232,6 +271,8 @@ class SweepDriver:
                 launcher.close(cancel=cancel)
             self.outbox.add(f"parent-{self.parent_id}", make_entry(self.parent_id, status))
             written = self._flush(0.0 if cancel else END_PATIENCE)
+            if written:
+                self._merge_ledger()
         if written:
             return code
         print(
@@ -259,8 +300,12 @@ class SweepDriver:
                         self.outbox.add(job.config_hash, self._entry(job, run_id, record))
                         self.open_runs.discard(run_id or "")
                         failed += record["status"] != "FINISHED"
+                        if record["status"] == "FINISHED" and self.ledger is not None:
+                            self.unmerged.add(job.config_hash)
                         progress.finished(job, record)
                     self._sync()
+                    if not len(self.outbox):
+                        self._merge_ledger()
                     self._heartbeat()
             except BaseException:
                 self._kill_open_runs()
@@ -395,6 +440,19 @@ class SweepDriver:
                 if not is_transient(error):
                     raise
                 return
+
+    def _merge_ledger(self) -> None:
+        """Merge the runs the store holds as FINISHED and the ledger lacks into the ledger (the
+        store must have their results: called when nothing is pending)."""
+        if self.ledger is None or not self.unmerged:
+            return
+        frame = records_from_store(self.tracking_uri, self.sweep.experiment, self.unmerged)
+        frame = frame[frame["config_hash"].isin(self.unmerged)]
+        if len(frame):
+            self.ledger.parent.mkdir(parents=True, exist_ok=True)
+            merged = merge_records(self.ledger, frame)
+            self.in_ledger = ledger_keys(merged)
+        self.unmerged.clear()
 
     def _heartbeat(self) -> None:
         if self.away or time.time() - self.last_beat < HEARTBEAT_SECONDS:
