@@ -206,5 +206,7 @@ def dry_run(sweep: Sweep, ledger: Path | None = None) -> str:
         held = ledger_keys(read_ledger(ledger))
         jobs = [job for job in sweep.jobs if (job.name, job.config_hash) not in held]
         note = f"{len(sweep.jobs) - len(jobs)} of its runs are in the ledger {ledger}: left out"
+        if not ledger.is_file():
+            note = f"no ledger at {ledger} yet: every run is listed"
         sweep = replace(sweep, jobs=jobs, notes=[*sweep.notes, note])
     return dry_run_report(sweep, rates, source)
