@@ -164,3 +164,20 @@ def test_a_ledger_label_is_recomputed_from_its_task_params_so_old_and_new_rows_m
     fresh["setting"], fresh["total_reward"] = label, -7.0
     merged = merge_records(ledger, fresh)
     assert len(merged) == 1 and merged["total_reward"].tolist() == [-7.0]
+
+
+def test_two_configs_of_one_run_are_refused_not_averaged_as_two_seeds(
+    sweep_store, tmp_path, capsys
+):
+    _, uri = sweep_store
+    records = records_from_store(uri, "tiny-records")
+    older = records[records["algorithm"] == "lstm-a2c"].iloc[:1]
+    older = older.assign(config_hash=["0123456789abcdef"], run_id=["older-run"])
+    ledger = tmp_path / "ledger.csv"
+    merge_records(ledger, pd.concat([records, older]))
+    assert main(["table", "--from", str(ledger)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "hold 2 runs of lstm-a2c on bernoulli-bandit" in err
+    assert "0123456789abcdef" in err and "--where config_hash=" in err
+    kept = records[records["algorithm"] == "lstm-a2c"]["config_hash"].iloc[0]
+    assert main(["table", "--from", str(ledger), "--where", f"config_hash={kept}"]) == 0

@@ -199,7 +199,7 @@ def typed(frame: pd.DataFrame) -> pd.DataFrame:
     Args:
         frame: records as read from CSV (all text) or built from a store.
     """
-    frame = frame.copy()
+    frame = frame.reset_index(drop=True)  # a copy; labels unique even for concatenated frames
     for column in COLUMNS:
         if column not in frame.columns:
             frame[column] = ""

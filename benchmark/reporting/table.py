@@ -37,7 +37,7 @@ from benchmark.reporting.references import NORMALISE_TO, has_revealed, with_reve
 from benchmark.reporting.report import ALL_SETTINGS, Report, render
 from benchmark.reporting.runs import METRICS, latest_sweep_experiment, open_store, read_experiment
 from benchmark.run.tracking import SWEEP
-from tasks import require
+from tasks import ConfigError, require
 
 FORMATS = ("markdown", "csv", "latex", "json")
 DEFAULT_BASELINE = "a2c"
@@ -179,6 +179,20 @@ def report_from_records(
         origin: the sentence's subject naming where the records came from; None: the files.
     """
     require(not records.empty, f"the run records {' '.join(sources)} hold no runs")
+    twins = records[records.duplicated(["algorithm", "setting", "seed"], keep=False)]
+    if len(twins):  # two configs of one run would be averaged as two seeds
+        first = twins.iloc[0]
+        same = twins[
+            (twins["algorithm"] == first["algorithm"])
+            & (twins["setting"] == first["setting"])
+            & (twins["seed"] == first["seed"])
+        ]
+        raise ConfigError(
+            f"the run records {' '.join(sources)} hold {len(same)} runs of {first['algorithm']} "
+            f"on {first['setting']}, seed {first['seed']} (config hashes "
+            f"{', '.join(sorted(same['config_hash']))}; {len(twins)} such rows in all): select "
+            "one config with --where config_hash=..., or remove the others from the ledger"
+        )
     name = "_".join(_source_name(Path(source)) for source in sources)
     origin = origin or "Run records " + ", ".join(f"`{s}`" for s in sources)
     report = summarised_report(
