@@ -5,8 +5,9 @@
 set -u
 PLAN=$1; LEDGER=$2; HERE=$(dirname "$0")
 while IFS='|' read -r label args; do
+  [[ "$label" =~ ^[[:space:]]*# ]] && continue  # a comment (it may hold quotes)
   label=$(echo $label | xargs); args=$(echo $args | xargs)
-  [ -z "$label" ] && continue; [[ "$label" == \#* ]] && continue
+  [ -z "$label" ] && continue
   [ -f $LEDGER ] && grep -q "^$label," $LEDGER && continue
   bash "$HERE/run_one.sh" "$label" "$args" "$LEDGER"
 done < $PLAN
