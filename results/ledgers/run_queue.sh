@@ -10,8 +10,9 @@ while [ ! -f STOP ]; do
   while read -r plan ledger; do
     [ -z "$plan" ] && continue; [[ "$plan" == \#* ]] && continue
     while IFS='|' read -r label args; do
+      [[ "$label" =~ ^[[:space:]]*# ]] && continue  # a comment (it may hold quotes)
       label=$(echo $label | xargs); args=$(echo $args | xargs)
-      [ -z "$label" ] && continue; [[ "$label" == \#* ]] && continue
+      [ -z "$label" ] && continue
       [ -f $ledger ] && grep -q "^$label," $ledger && continue
       grep -qx "$label" failed.txt && continue
       next="$label|$args|$ledger"; break
