@@ -196,9 +196,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         from benchmark.sweeps.driver import sweep_command
 
         def render(experiment: str, uri: str, results: Path) -> None:
-            if (
-                ledger is not None and ledger.is_file()
-            ):  # the campaign's table, every machine's runs
+            # With a ledger: the campaign's table, every machine's runs.
+            if ledger is not None and ledger.is_file():
                 table_command(None, None, "markdown", None, uri, results, sources=[str(ledger)])
             else:
                 table_command(experiment, None, "markdown", None, uri, results)
